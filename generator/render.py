@@ -1,0 +1,138 @@
+"""Renderers: each output is a small function of the Spec and the render Options."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import jinja2
+
+from .spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BANNER = "Generated from {source} by `cfp2p render`; do not edit: change the spec and render."
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names of the flowints, flowvars and flowbits the rules and the decoder share."""
+
+    decoded: str
+    control: str
+    data: str
+    any: str
+    flags: str
+    kind: str
+
+    @classmethod
+    def of(cls, spec: Spec) -> Names:
+        p = spec.pack.flowint_prefix
+        return cls(f"{p}_decoded", f"{p}_control", f"{p}_data", f"{p}_messages",
+                   f"{p}_flags", f"{p}_kind")
+
+
+# Smallest payload the decoder looks at, per transport (TCP: any segment, since a
+# message may be split across segments).
+def _dsize(spec: Spec) -> dict[str, str]:
+    return {"udp": f">={spec.protocol.min_message}", "tcp": ">0"}
+
+
+def _banner(spec: Spec) -> str:
+    return BANNER.format(source=os.path.relpath(spec.source) if os.path.isabs(spec.source)
+                         and not os.path.relpath(spec.source).startswith("..") else spec.source)
+
+
+def options_line(opts: Options) -> str:
+    return ", ".join(f"{f.name}={getattr(opts, f.name)}" for f in fields(opts))
+
+
+def _decoders(spec: Spec, opts: Options) -> list[dict]:
+    return [dict(transport=d.transport, direction=d.direction, listener=d.listener,
+                 sid=rule_sid(opts, d), rev=d.rev) for d in spec.decoder.rules]
+
+
+def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
+    if rule.report == "once_per_source":
+        return (f"threshold:type limit, track by_src, count 1, "
+                f"seconds {opts.report_interval}; ")
+    if rule.report == "once_per_flow":
+        bit = f"{spec.pack.flowint_prefix}.{sig.name}"
+        return f"flowbits:isnotset,{bit}; flowbits:set,{bit}; "
+    return ""
+
+
+def _metadata(spec: Spec, sig: Signature) -> str:
+    items = dict(spec.metadata)
+    items.update(signature_severity=sig.severity,
+                 created_at=sig.created_at.replace("-", "_"),
+                 updated_at=sig.updated_at.replace("-", "_"))
+    return ", ".join(f"{k} {v}" for k, v in sorted(items.items()))
+
+
+def action(rule: Rule, opts: Options) -> str:
+    return "drop" if rule.drop_when_block_tcp and opts.block_tcp else rule.action
+
+
+def render_rules(spec: Spec, opts: Options) -> str:
+    signatures = [
+        dict(name=s.name, msg=s.msg, classtype=s.classtype, priority=s.priority,
+             matches=s.matches,
+             rules=[dict(transport=r.transport, action=action(r, opts), sid=rule_sid(opts, r),
+                         rev=r.rev, report_keywords=_report_keywords(spec, s, r, opts),
+                         metadata=_metadata(spec, s)) for r in s.rules])
+        for s in spec.signatures
+    ]
+    return _env.get_template("rules.j2").render(
+        banner=_banner(spec), options_line=options_line(opts), pack=spec.pack, o=opts,
+        fi=Names.of(spec), dsize=_dsize(spec), decoder_msg=spec.decoder.msg,
+        decoders=_decoders(spec, opts), classtype=spec.signatures[0].classtype,
+        signatures=signatures, references=spec.references)
+
+
+def render_lua(spec: Spec, opts: Options) -> str:
+    names = Names.of(spec)
+    return _env.get_template("decoder.lua.j2").render(
+        banner=_banner(spec), p=spec.protocol, fi=names, fv=names,
+        decoders=_decoders(spec, opts), budget=spec.decoder.budget,
+        max_streams=spec.decoder.max_streams)
+
+
+def render(spec: Spec, opts: Options) -> dict[str, str]:
+    """Every rendered file, by its path relative to the output folder."""
+    return {
+        f"rules/{spec.pack.rules_file}": render_rules(spec, opts),
+        f"lua/{spec.pack.lua_script}": render_lua(spec, opts),
+    }
+
+
+def write_tree(files: dict[str, str], out: Path) -> None:
+    """Write the files under `out` all at once: into a temporary folder first, then
+    move each top-level folder into place, so that a failure leaves no partial output."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
+        for rel, text in files.items():
+            path = Path(tmp, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        for top in sorted({Path(rel).parts[0] for rel in files}):
+            dest = out / top
+            if dest.exists():
+                old = Path(tmp, f".old-{top}")
+                dest.rename(old)
+            Path(tmp, top).rename(dest)
+
+
+__all__ = ["render", "render_rules", "render_lua", "write_tree", "Names", "options_line",
+           "DecoderRule"]

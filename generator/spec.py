@@ -1,0 +1,435 @@
+"""The signature spec: loaded and validated once into typed objects.
+
+Every renderer is a function of a `Spec` and the `Options` it is rendered with.
+Bad input raises `SpecError`, which names the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "spec" / "conficker-p2p.yaml"
+
+ACTIONS = ("alert", "drop")
+TRANSPORTS = ("udp", "tcp")
+DIRECTIONS = ("to_server", "to_client")
+REPORTS = ("every", "once_per_source", "once_per_flow")
+MATCHES = ("control", "data", "any")
+# sid ranges owned by other rulesets (Snort/Talos, Emerging Threats).
+RESERVED_SIDS = ((1, 999_999), (2_000_000, 2_999_999))
+MAX_SID = 2**31 - 1
+
+
+class SpecError(ValueError):
+    """Bad input: where it is (file and field) and what was expected."""
+
+    def __init__(self, source: str | Path, where: str, problem: str):
+        self.source, self.where, self.problem = str(source), where, problem
+        super().__init__(f"{source}: {where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Render-time tuning; defaults come from the spec's `parameters`."""
+
+    report_interval: int
+    block_tcp: bool
+    src_net: str
+    dst_net: str
+    sid_base: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    transport: str
+    sid_offset: int
+    rev: int
+    action: str
+    report: str
+    drop_when_block_tcp: bool = False
+
+
+@dataclass(frozen=True)
+class DecoderRule:
+    transport: str
+    direction: str
+    sid_offset: int
+    rev: int
+
+    @property
+    def listener(self) -> str:
+        """Which end of the packet is the Conficker listener: dst (to_server) or src."""
+        return "dst" if self.direction == "to_server" else "src"
+
+
+@dataclass(frozen=True)
+class Decoder:
+    msg: str
+    max_streams: int
+    budget: int
+    rules: tuple[DecoderRule, ...]
+
+
+@dataclass(frozen=True)
+class Docs:
+    about: str
+    false_positives: str
+    false_negatives: str
+    default_risk: str
+    systems_affected: str
+    remediation: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    msg: str
+    classtype: str
+    priority: int
+    severity: str
+    matches: str
+    created_at: str
+    updated_at: str
+    rules: tuple[Rule, ...]
+    docs: Docs
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    flag: int
+    size: int
+    length_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    key_size: int
+    flags_size: int
+    checksum_size: int
+    tcp_length_size: int
+    data_flag: int
+    blocks: tuple[Block, ...]
+    port_blacklist: tuple[int, ...]
+
+    @property
+    def min_message(self) -> int:
+        return self.key_size + self.flags_size + self.checksum_size
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    rules_file: str
+    lua_script: str
+    flowint_prefix: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    source: str
+    pack: Pack
+    decoder: Decoder
+    defaults: Options
+    signatures: tuple[Signature, ...]
+    metadata: dict[str, str]
+    references: tuple[str, ...]
+    protocol: Protocol
+
+    def options(self, **overrides: Any) -> Options:
+        """The spec's defaults with the given (non-None) overrides, validated."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        opts = dataclasses.replace(self.defaults, **given)
+        _check_options(opts, self.source, "option")
+        _check_sids(self, opts)
+        return opts
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one mapping of the YAML document, with its path for errors."""
+
+    def __init__(self, source: str, where: str, data: Any):
+        self.source, self.where = source, where
+        if not isinstance(data, dict):
+            raise SpecError(source, where or "top level", f"expected a mapping, got {_kind(data)}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def fail(self, key: str, problem: str) -> SpecError:
+        return SpecError(self.source, self._path(key), problem)
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, "missing")
+            return default
+        value = self.data[key]
+        # bool is an int in Python; an int field must not accept true/false.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
+            raise self.fail(key, f"expected {_name(kind)}, got {_kind(value)} {value!r}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: Any = ...) -> str:
+        value = self.get(key, str, default)
+        if value not in allowed:
+            raise self.fail(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def child(self, key: str) -> _Reader:
+        return _Reader(self.source, self._path(key), self.get(key, dict))
+
+    def children(self, key: str) -> list[_Reader]:
+        items = self.get(key, list)
+        if not items:
+            raise self.fail(key, "expected a non-empty list")
+        return [_Reader(self.source, f"{self._path(key)}[{i}]", x) for i, x in enumerate(items)]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key")
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping",
+             list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "integer", str: "string", dict: "mapping", list: "list",
+            float: "number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def load(path: str | Path = DEFAULT_SPEC) -> Spec:
+    """Read and validate a spec file; raises SpecError on any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(source, "file", f"cannot read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "file"
+        raise SpecError(source, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    return parse(data, source)
+
+
+def parse(data: Any, source: str) -> Spec:
+    top = _Reader(source, "", data)
+    pack = _pack(top.child("pack"))
+    decoder = _decoder(top.child("decoder"))
+    defaults = _defaults(top.child("parameters"))
+    signatures = tuple(_signature(r) for r in top.children("signatures"))
+    meta = top.child("metadata")
+    metadata = {k: meta.get(k, str) for k in list(meta.data)}
+    refs = tuple(top.get("references", list))
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, str) or "," not in ref:
+            raise top.fail(f"references[{i}]", f"expected 'type,value', got {ref!r}")
+    protocol = _protocol(top.child("protocol"))
+    top.done()
+    spec = Spec(source, pack, decoder, defaults, signatures, metadata, refs, protocol)
+    _check_unique(spec)
+    _check_sids(spec, defaults)
+    return spec
+
+
+def _pack(r: _Reader) -> Pack:
+    pack = Pack(r.get("name", str), r.get("rules_file", str), r.get("lua_script", str),
+                r.get("flowint_prefix", str))
+    r.done()
+    return pack
+
+
+def _decoder(r: _Reader) -> Decoder:
+    rules = []
+    for rr in r.children("rules"):
+        rule = DecoderRule(rr.choice("transport", TRANSPORTS), rr.choice("direction", DIRECTIONS),
+                           rr.get("sid_offset", int), rr.get("rev", int))
+        _check_offset_rev(rr, rule.sid_offset, rule.rev)
+        rr.done()
+        rules.append(rule)
+    decoder = Decoder(r.get("msg", str), r.get("max_streams", int), r.get("budget", int),
+                      tuple(rules))
+    for key in ("max_streams", "budget"):
+        if getattr(decoder, key) < 1:
+            raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")
+    _check_msg(r, "msg", decoder.msg)
+    r.done()
+    return decoder
+
+
+def _check_offset_rev(r: _Reader, sid_offset: int, rev: int) -> None:
+    if sid_offset < 0:
+        raise r.fail("sid_offset", f"expected 0 or more, got {sid_offset}")
+    if rev < 1:
+        raise r.fail("rev", f"expected 1 or more, got {rev}")
+
+
+def _check_msg(r: _Reader, key: str, value: str) -> None:
+    if any(c in value for c in ';"\\'):
+        raise r.fail(key, "must not contain ; \" or \\")
+
+
+def _defaults(r: _Reader) -> Options:
+    opts = Options(
+        report_interval=r.get("report_interval", int),
+        block_tcp=r.get("block_tcp", bool),
+        src_net=r.get("src_net", str),
+        dst_net=r.get("dst_net", str),
+        sid_base=r.get("sid_base", int),
+    )
+    r.done()
+    _check_options(opts, r.source, "parameters")
+    return opts
+
+
+def _check_options(opts: Options, source: str, where: str) -> None:
+    if opts.report_interval <= 0:
+        raise SpecError(source, f"{where}.report_interval",
+                        f"expected a positive number of seconds, got {opts.report_interval}")
+    for name in ("src_net", "dst_net"):
+        value = getattr(opts, name)
+        if not value or any(c in value for c in " ;()\"'"):
+            raise SpecError(source, f"{where}.{name}",
+                            f"expected a Suricata address (any, $HOME_NET, 10.0.0.0/8, [..]), "
+                            f"got {value!r}")
+    if opts.sid_base <= 0:
+        raise SpecError(source, f"{where}.sid_base", f"expected a positive sid, got {opts.sid_base}")
+
+
+def _signature(r: _Reader) -> Signature:
+    rules = []
+    for rr in r.children("rules"):
+        rule = Rule(
+            transport=rr.choice("transport", TRANSPORTS),
+            sid_offset=rr.get("sid_offset", int),
+            rev=rr.get("rev", int),
+            action=rr.choice("action", ACTIONS),
+            report=rr.choice("report", REPORTS),
+            drop_when_block_tcp=rr.get("drop_when_block_tcp", bool, False),
+        )
+        _check_offset_rev(rr, rule.sid_offset, rule.rev)
+        if rule.drop_when_block_tcp and rule.transport != "tcp":
+            raise rr.fail("drop_when_block_tcp", "only a tcp rule can be switched by block_tcp")
+        rr.done()
+        rules.append(rule)
+    d = r.child("docs")
+    docs = Docs(*(d.get(f.name, str) for f in dataclasses.fields(Docs)))
+    d.done()
+    sig = Signature(
+        name=r.get("name", str),
+        msg=r.get("msg", str),
+        classtype=r.get("classtype", str),
+        priority=r.get("priority", int),
+        severity=r.get("severity", str),
+        matches=r.choice("matches", MATCHES),
+        created_at=r.get("created_at", str),
+        updated_at=r.get("updated_at", str),
+        rules=tuple(rules),
+        docs=docs,
+    )
+    for key in ("msg", "name"):
+        _check_msg(r, key, getattr(sig, key))
+    if not 1 <= sig.priority <= 255:
+        raise r.fail("priority", f"expected 1 to 255, got {sig.priority}")
+    r.done()
+    return sig
+
+
+def _protocol(r: _Reader) -> Protocol:
+    blocks = []
+    for br in r.children("blocks"):
+        block = Block(br.get("name", str), br.get("flag", int), br.get("size", int),
+                      br.get("length_at", int, None))
+        if block.flag <= 0 or block.flag & (block.flag - 1) or block.flag > 0xFFFF:
+            raise br.fail("flag", f"expected a single bit of a u16, got {block.flag:#x}")
+        if block.size <= 0:
+            raise br.fail("size", f"expected a positive size, got {block.size}")
+        if block.length_at is not None and not 0 <= block.length_at <= block.size - 2:
+            raise br.fail("length_at", f"expected a u16 inside the {block.size}-byte block")
+        br.done()
+        blocks.append(block)
+    words = r.get("port_blacklist", list)
+    if len(words) != 64 or not all(isinstance(w, int) and 0 <= w <= 0xFFFFFFFF for w in words):
+        raise r.fail("port_blacklist", "expected 64 u32 words")
+    proto = Protocol(
+        key_size=r.get("key_size", int),
+        flags_size=r.get("flags_size", int),
+        checksum_size=r.get("checksum_size", int),
+        tcp_length_size=r.get("tcp_length_size", int),
+        data_flag=r.get("data_flag", int),
+        blocks=tuple(blocks),
+        port_blacklist=tuple(words),
+    )
+    if proto.data_flag not in {b.flag for b in blocks}:
+        raise r.fail("data_flag", f"expected the flag of one of the blocks, got {proto.data_flag:#x}")
+    r.done()
+    return proto
+
+
+def _all_rules(spec: Spec) -> list[tuple[str, Rule | DecoderRule]]:
+    """Every rendered rule with the spec path that defines it."""
+    found: list[tuple[str, Rule | DecoderRule]] = [
+        (f"decoder.rules[{j}]", rule) for j, rule in enumerate(spec.decoder.rules)]
+    for i, sig in enumerate(spec.signatures):
+        found += [(f"signatures[{i}].rules[{j}]", rule) for j, rule in enumerate(sig.rules)]
+    return found
+
+
+def _check_unique(spec: Spec) -> None:
+    names: set[str] = set()
+    for i, sig in enumerate(spec.signatures):
+        if sig.name in names:
+            raise SpecError(spec.source, f"signatures[{i}].name",
+                            f"duplicate signature {sig.name!r}")
+        names.add(sig.name)
+    offsets: dict[int, str] = {}
+    for where, rule in _all_rules(spec):
+        if rule.sid_offset in offsets:
+            raise SpecError(spec.source, f"{where}.sid_offset",
+                            f"duplicate sid offset {rule.sid_offset} "
+                            f"(also {offsets[rule.sid_offset]})")
+        offsets[rule.sid_offset] = where
+
+
+def _check_sids(spec: Spec, opts: Options) -> None:
+    for where, rule in _all_rules(spec):
+        sid = opts.sid_base + rule.sid_offset
+        owned = [r for r in RESERVED_SIDS if r[0] <= sid <= r[1]]
+        if owned:
+            why = f"inside {owned[0][0]}-{owned[0][1]}, which other rulesets own"
+        elif sid > MAX_SID:
+            why = f"above the largest sid {MAX_SID}"
+        else:
+            continue
+        raise SpecError(spec.source, f"{where}.sid_offset",
+                        f"sid {sid} (sid_base {opts.sid_base} + {rule.sid_offset}) is {why}; "
+                        f"choose another sid_base")
+
+
+def rule_sid(opts: Options, rule: Rule | DecoderRule) -> int:
+    return opts.sid_base + rule.sid_offset
+
+
+__all__ = ["Spec", "SpecError", "Options", "Signature", "Rule", "Protocol", "Block", "Docs",
+           "Pack", "load", "parse", "rule_sid", "DEFAULT_SPEC"]

@@ -1,0 +1,89 @@
+"""Run the rendered Lua decoder outside Suricata, under LuaJIT (as Suricata 7
+does) or Lua 5.4 (as Suricata 8 does), with small stand-ins for the Suricata
+functions it calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lupa.lua54
+import lupa.luajit21
+
+ENGINES = {"luajit": lupa.luajit21, "lua54": lupa.lua54}
+
+# Suricata 8 libraries the script requires, as seen from Lua.
+_LIBS_8 = """
+local host = ...
+package.preload["suricata.packet"] = function() return {
+  get = function() return {
+    payload = function(self) return host.payload end,
+    tuple = function(self) return 4, "192.0.2.1", "192.0.2.2", host.proto, host.sp, host.dp end,
+  } end } end
+package.preload["suricata.flow"] = function() return {
+  get = function() return { id = function(self) return host.flow_id end } end } end
+package.preload["suricata.rule"] = function() return {
+  get_rule = function() return { sid = function(self) return host.sid end } end } end
+local function vars(kind)
+  return {
+    register = function(name) host.registered[#host.registered + 1] = name end,
+    get = function(name) return {
+      set = function(self, value, len) host.set(kind, name, value) end } end }
+end
+package.preload["suricata.flowint"] = function() return vars("flowint") end
+package.preload["suricata.flowvar"] = function() return vars("flowvar") end
+"""
+
+_GLOBALS_7 = """
+local host = ...
+function SCPacketTuple() return 4, "192.0.2.1", "192.0.2.2", host.proto, host.sp, host.dp end
+function SCFlowId() return host.flow_id end
+function SCRuleIds() return host.sid, 1, 1 end
+function ScFlowintSet(i, v) host.set("flowint", i, v) end
+function ScFlowvarSet(i, v, n) host.set("flowvar", i, v) end
+"""
+
+
+@dataclass
+class Verdict:
+    flowints: dict = field(default_factory=dict)
+    flowvars: dict = field(default_factory=dict)
+
+
+class Decoder:
+    """One Lua state of the rendered script, as one decoder rule would have it."""
+
+    def __init__(self, script: str, engine: str, sid: int):
+        self.engine = engine
+        self.lua = ENGINES[engine].LuaRuntime(unpack_returned_tuples=True)
+        self.host = self.lua.table_from({"sid": sid, "flow_id": 1, "sp": 0, "dp": 0,
+                                         "proto": 17, "payload": None})
+        self.host.registered = self.lua.table()
+        self.host.set = self._set
+        self.verdict = Verdict()
+        self.lua.execute(_GLOBALS_7 if engine == "luajit" else _LIBS_8, self.host)
+        self.lua.execute(script)
+        g = self.lua.globals()
+        assert g._VERSION == ("Lua 5.1" if engine == "luajit" else "Lua 5.4")
+        self.needs = g.init(self.lua.table())
+        if g.thread_init is not None:
+            g.thread_init(self.lua.table())
+        self._match = g.match
+        if engine == "luajit":
+            self.flowint_names = list(self.needs["flowint"].values())
+            self.flowvar_names = list(self.needs["flowvar"].values())
+
+    def _set(self, kind, key, value):
+        if self.engine == "luajit":
+            names = self.flowint_names if kind == "flowint" else self.flowvar_names
+            key = names[key]
+        target = self.verdict.flowints if kind == "flowint" else self.verdict.flowvars
+        target[key] = value
+
+    def match(self, payload: bytes, sp: int, dp: int, flow_id: int = 1, tcp: bool = False) -> Verdict:
+        self.verdict = Verdict()
+        h = self.host
+        h.payload, h.sp, h.dp, h.flow_id, h.proto = payload, sp, dp, flow_id, 6 if tcp else 17
+        args = self.lua.table_from({"payload": payload}) if self.engine == "luajit" else self.lua.table()
+        result = self._match(args)
+        assert result == 0, "the decoder never matches"
+        return self.verdict
