@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,8 +38,9 @@ class Names:
     @classmethod
     def of(cls, spec: Spec) -> Names:
         p = spec.pack.flowint_prefix
-        return cls(f"{p}_decoded", f"{p}_control", f"{p}_data", f"{p}_messages",
-                   f"{p}_flags", f"{p}_kind")
+        return cls(
+            f"{p}_decoded", f"{p}_control", f"{p}_data", f"{p}_messages", f"{p}_flags", f"{p}_kind"
+        )
 
 
 # Smallest payload the decoder looks at, per transport (TCP: any segment, since a
@@ -50,8 +50,11 @@ def _dsize(spec: Spec) -> dict[str, str]:
 
 
 def _banner(spec: Spec) -> str:
-    return BANNER.format(source=os.path.relpath(spec.source) if os.path.isabs(spec.source)
-                         and not os.path.relpath(spec.source).startswith("..") else spec.source)
+    return BANNER.format(
+        source=os.path.relpath(spec.source)
+        if os.path.isabs(spec.source) and not os.path.relpath(spec.source).startswith("..")
+        else spec.source
+    )
 
 
 def options_line(opts: Options) -> str:
@@ -59,14 +62,21 @@ def options_line(opts: Options) -> str:
 
 
 def _decoders(spec: Spec, opts: Options) -> list[dict]:
-    return [dict(transport=d.transport, direction=d.direction, listener=d.listener,
-                 sid=rule_sid(opts, d), rev=d.rev) for d in spec.decoder.rules]
+    return [
+        dict(
+            transport=d.transport,
+            direction=d.direction,
+            listener=d.listener,
+            sid=rule_sid(opts, d),
+            rev=d.rev,
+        )
+        for d in spec.decoder.rules
+    ]
 
 
 def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
     if rule.report == "once_per_source":
-        return (f"threshold:type limit, track by_src, count 1, "
-                f"seconds {opts.report_interval}; ")
+        return f"threshold:type limit, track by_src, count 1, seconds {opts.report_interval}; "
     if rule.report == "once_per_flow":
         bit = f"{spec.pack.flowint_prefix}.{sig.name}"
         return f"flowbits:isnotset,{bit}; flowbits:set,{bit}; "
@@ -75,9 +85,11 @@ def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> s
 
 def _metadata(spec: Spec, sig: Signature) -> str:
     items = dict(spec.metadata)
-    items.update(signature_severity=sig.severity,
-                 created_at=sig.created_at.replace("-", "_"),
-                 updated_at=sig.updated_at.replace("-", "_"))
+    items.update(
+        signature_severity=sig.severity,
+        created_at=sig.created_at.replace("-", "_"),
+        updated_at=sig.updated_at.replace("-", "_"),
+    )
     return ", ".join(f"{k} {v}" for k, v in sorted(items.items()))
 
 
@@ -87,26 +99,52 @@ def action(rule: Rule, opts: Options) -> str:
 
 def render_rules(spec: Spec, opts: Options) -> str:
     signatures = [
-        dict(name=s.name, msg=s.msg, classtype=s.classtype, priority=s.priority,
-             matches=s.matches,
-             rules=[dict(transport=r.transport, action=action(r, opts), sid=rule_sid(opts, r),
-                         rev=r.rev, report_keywords=_report_keywords(spec, s, r, opts),
-                         metadata=_metadata(spec, s)) for r in s.rules])
+        dict(
+            name=s.name,
+            msg=s.msg,
+            classtype=s.classtype,
+            priority=s.priority,
+            matches=s.matches,
+            rules=[
+                dict(
+                    transport=r.transport,
+                    action=action(r, opts),
+                    sid=rule_sid(opts, r),
+                    rev=r.rev,
+                    report_keywords=_report_keywords(spec, s, r, opts),
+                    metadata=_metadata(spec, s),
+                )
+                for r in s.rules
+            ],
+        )
         for s in spec.signatures
     ]
     return _env.get_template("rules.j2").render(
-        banner=_banner(spec), options_line=options_line(opts), pack=spec.pack, o=opts,
-        fi=Names.of(spec), dsize=_dsize(spec), decoder_msg=spec.decoder.msg,
-        decoders=_decoders(spec, opts), classtype=spec.signatures[0].classtype,
-        signatures=signatures, references=spec.references)
+        banner=_banner(spec),
+        options_line=options_line(opts),
+        pack=spec.pack,
+        o=opts,
+        fi=Names.of(spec),
+        dsize=_dsize(spec),
+        decoder_msg=spec.decoder.msg,
+        decoders=_decoders(spec, opts),
+        classtype=spec.signatures[0].classtype,
+        signatures=signatures,
+        references=spec.references,
+    )
 
 
 def render_lua(spec: Spec, opts: Options) -> str:
     names = Names.of(spec)
     return _env.get_template("decoder.lua.j2").render(
-        banner=_banner(spec), p=spec.protocol, fi=names, fv=names,
-        decoders=_decoders(spec, opts), budget=spec.decoder.budget,
-        max_streams=spec.decoder.max_streams)
+        banner=_banner(spec),
+        p=spec.protocol,
+        fi=names,
+        fv=names,
+        decoders=_decoders(spec, opts),
+        budget=spec.decoder.budget,
+        max_streams=spec.decoder.max_streams,
+    )
 
 
 def render(spec: Spec, opts: Options) -> dict[str, str]:
@@ -134,5 +172,12 @@ def write_tree(files: dict[str, str], out: Path) -> None:
             Path(tmp, top).rename(dest)
 
 
-__all__ = ["render", "render_rules", "render_lua", "write_tree", "Names", "options_line",
-           "DecoderRule"]
+__all__ = [
+    "render",
+    "render_rules",
+    "render_lua",
+    "write_tree",
+    "Names",
+    "options_line",
+    "DecoderRule",
+]

@@ -207,14 +207,26 @@ def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping",
-             list: "a list"}
+    names = {
+        int: "an integer",
+        str: "a string",
+        bool: "true or false",
+        dict: "a mapping",
+        list: "a list",
+    }
     return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
 
 
 def _kind(value: Any) -> str:
-    return {bool: "boolean", int: "integer", str: "string", dict: "mapping", list: "list",
-            float: "number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        str: "string",
+        dict: "mapping",
+        list: "list",
+        float: "number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def load(path: str | Path = DEFAULT_SPEC) -> Spec:
@@ -254,8 +266,12 @@ def parse(data: Any, source: str) -> Spec:
 
 
 def _pack(r: _Reader) -> Pack:
-    pack = Pack(r.get("name", str), r.get("rules_file", str), r.get("lua_script", str),
-                r.get("flowint_prefix", str))
+    pack = Pack(
+        r.get("name", str),
+        r.get("rules_file", str),
+        r.get("lua_script", str),
+        r.get("flowint_prefix", str),
+    )
     r.done()
     return pack
 
@@ -263,13 +279,18 @@ def _pack(r: _Reader) -> Pack:
 def _decoder(r: _Reader) -> Decoder:
     rules = []
     for rr in r.children("rules"):
-        rule = DecoderRule(rr.choice("transport", TRANSPORTS), rr.choice("direction", DIRECTIONS),
-                           rr.get("sid_offset", int), rr.get("rev", int))
+        rule = DecoderRule(
+            rr.choice("transport", TRANSPORTS),
+            rr.choice("direction", DIRECTIONS),
+            rr.get("sid_offset", int),
+            rr.get("rev", int),
+        )
         _check_offset_rev(rr, rule.sid_offset, rule.rev)
         rr.done()
         rules.append(rule)
-    decoder = Decoder(r.get("msg", str), r.get("max_streams", int), r.get("budget", int),
-                      tuple(rules))
+    decoder = Decoder(
+        r.get("msg", str), r.get("max_streams", int), r.get("budget", int), tuple(rules)
+    )
     for key in ("max_streams", "budget"):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")
@@ -287,7 +308,7 @@ def _check_offset_rev(r: _Reader, sid_offset: int, rev: int) -> None:
 
 def _check_msg(r: _Reader, key: str, value: str) -> None:
     if any(c in value for c in ';"\\'):
-        raise r.fail(key, "must not contain ; \" or \\")
+        raise r.fail(key, 'must not contain ; " or \\')
 
 
 def _defaults(r: _Reader) -> Options:
@@ -305,16 +326,23 @@ def _defaults(r: _Reader) -> Options:
 
 def _check_options(opts: Options, source: str, where: str) -> None:
     if opts.report_interval <= 0:
-        raise SpecError(source, f"{where}.report_interval",
-                        f"expected a positive number of seconds, got {opts.report_interval}")
+        raise SpecError(
+            source,
+            f"{where}.report_interval",
+            f"expected a positive number of seconds, got {opts.report_interval}",
+        )
     for name in ("src_net", "dst_net"):
         value = getattr(opts, name)
         if not value or any(c in value for c in " ;()\"'"):
-            raise SpecError(source, f"{where}.{name}",
-                            f"expected a Suricata address (any, $HOME_NET, 10.0.0.0/8, [..]), "
-                            f"got {value!r}")
+            raise SpecError(
+                source,
+                f"{where}.{name}",
+                f"expected a Suricata address (any, $HOME_NET, 10.0.0.0/8, [..]), got {value!r}",
+            )
     if opts.sid_base <= 0:
-        raise SpecError(source, f"{where}.sid_base", f"expected a positive sid, got {opts.sid_base}")
+        raise SpecError(
+            source, f"{where}.sid_base", f"expected a positive sid, got {opts.sid_base}"
+        )
 
 
 def _signature(r: _Reader) -> Signature:
@@ -359,8 +387,12 @@ def _signature(r: _Reader) -> Signature:
 def _protocol(r: _Reader) -> Protocol:
     blocks = []
     for br in r.children("blocks"):
-        block = Block(br.get("name", str), br.get("flag", int), br.get("size", int),
-                      br.get("length_at", int, None))
+        block = Block(
+            br.get("name", str),
+            br.get("flag", int),
+            br.get("size", int),
+            br.get("length_at", int, None),
+        )
         if block.flag <= 0 or block.flag & (block.flag - 1) or block.flag > 0xFFFF:
             raise br.fail("flag", f"expected a single bit of a u16, got {block.flag:#x}")
         if block.size <= 0:
@@ -382,7 +414,9 @@ def _protocol(r: _Reader) -> Protocol:
         port_blacklist=tuple(words),
     )
     if proto.data_flag not in {b.flag for b in blocks}:
-        raise r.fail("data_flag", f"expected the flag of one of the blocks, got {proto.data_flag:#x}")
+        raise r.fail(
+            "data_flag", f"expected the flag of one of the blocks, got {proto.data_flag:#x}"
+        )
     r.done()
     return proto
 
@@ -390,7 +424,8 @@ def _protocol(r: _Reader) -> Protocol:
 def _all_rules(spec: Spec) -> list[tuple[str, Rule | DecoderRule]]:
     """Every rendered rule with the spec path that defines it."""
     found: list[tuple[str, Rule | DecoderRule]] = [
-        (f"decoder.rules[{j}]", rule) for j, rule in enumerate(spec.decoder.rules)]
+        (f"decoder.rules[{j}]", rule) for j, rule in enumerate(spec.decoder.rules)
+    ]
     for i, sig in enumerate(spec.signatures):
         found += [(f"signatures[{i}].rules[{j}]", rule) for j, rule in enumerate(sig.rules)]
     return found
@@ -400,15 +435,18 @@ def _check_unique(spec: Spec) -> None:
     names: set[str] = set()
     for i, sig in enumerate(spec.signatures):
         if sig.name in names:
-            raise SpecError(spec.source, f"signatures[{i}].name",
-                            f"duplicate signature {sig.name!r}")
+            raise SpecError(
+                spec.source, f"signatures[{i}].name", f"duplicate signature {sig.name!r}"
+            )
         names.add(sig.name)
     offsets: dict[int, str] = {}
     for where, rule in _all_rules(spec):
         if rule.sid_offset in offsets:
-            raise SpecError(spec.source, f"{where}.sid_offset",
-                            f"duplicate sid offset {rule.sid_offset} "
-                            f"(also {offsets[rule.sid_offset]})")
+            raise SpecError(
+                spec.source,
+                f"{where}.sid_offset",
+                f"duplicate sid offset {rule.sid_offset} (also {offsets[rule.sid_offset]})",
+            )
         offsets[rule.sid_offset] = where
 
 
@@ -422,14 +460,30 @@ def _check_sids(spec: Spec, opts: Options) -> None:
             why = f"above the largest sid {MAX_SID}"
         else:
             continue
-        raise SpecError(spec.source, f"{where}.sid_offset",
-                        f"sid {sid} (sid_base {opts.sid_base} + {rule.sid_offset}) is {why}; "
-                        f"choose another sid_base")
+        raise SpecError(
+            spec.source,
+            f"{where}.sid_offset",
+            f"sid {sid} (sid_base {opts.sid_base} + {rule.sid_offset}) is {why}; "
+            f"choose another sid_base",
+        )
 
 
 def rule_sid(opts: Options, rule: Rule | DecoderRule) -> int:
     return opts.sid_base + rule.sid_offset
 
 
-__all__ = ["Spec", "SpecError", "Options", "Signature", "Rule", "Protocol", "Block", "Docs",
-           "Pack", "load", "parse", "rule_sid", "DEFAULT_SPEC"]
+__all__ = [
+    "Spec",
+    "SpecError",
+    "Options",
+    "Signature",
+    "Rule",
+    "Protocol",
+    "Block",
+    "Docs",
+    "Pack",
+    "load",
+    "parse",
+    "rule_sid",
+    "DEFAULT_SPEC",
+]

@@ -55,8 +55,9 @@ class Decoder:
     def __init__(self, script: str, engine: str, sid: int):
         self.engine = engine
         self.lua = ENGINES[engine].LuaRuntime(unpack_returned_tuples=True)
-        self.host = self.lua.table_from({"sid": sid, "flow_id": 1, "sp": 0, "dp": 0,
-                                         "proto": 17, "payload": None})
+        self.host = self.lua.table_from(
+            {"sid": sid, "flow_id": 1, "sp": 0, "dp": 0, "proto": 17, "payload": None}
+        )
         self.host.registered = self.lua.table()
         self.host.set = self._set
         self.verdict = Verdict()
@@ -79,11 +80,17 @@ class Decoder:
         target = self.verdict.flowints if kind == "flowint" else self.verdict.flowvars
         target[key] = value
 
-    def match(self, payload: bytes, sp: int, dp: int, flow_id: int = 1, tcp: bool = False) -> Verdict:
+    def match(
+        self, payload: bytes, sp: int, dp: int, flow_id: int = 1, tcp: bool = False
+    ) -> Verdict:
         self.verdict = Verdict()
         h = self.host
         h.payload, h.sp, h.dp, h.flow_id, h.proto = payload, sp, dp, flow_id, 6 if tcp else 17
-        args = self.lua.table_from({"payload": payload}) if self.engine == "luajit" else self.lua.table()
+        args = (
+            self.lua.table_from({"payload": payload})
+            if self.engine == "luajit"
+            else self.lua.table()
+        )
         result = self._match(args)
         assert result == 0, "the decoder never matches"
         return self.verdict

@@ -19,8 +19,11 @@ ENGINES = ["luajit", "lua54"]
 
 
 def random_message(rng: random.Random, max_data: int = 300) -> P.Message:
-    flags = rng.getrandbits(16) & ~0x00F8 | rng.choice([0, 0x08, 0x10, 0x20, 0x40, 0x80]) \
+    flags = (
+        rng.getrandbits(16) & ~0x00F8
+        | rng.choice([0, 0x08, 0x10, 0x20, 0x40, 0x80])
         | rng.choice([0, 0x08 | 0x40, 0x80 | 0x10, 0x20])
+    )
     data = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, max_data)))
     return P.Message(
         key_lo=rng.getrandbits(32) if rng.random() > 0.05 else 0,
@@ -64,8 +67,11 @@ def tcp(request) -> Decoder:
 
 VECTORS = {
     "78563412f0debc9af044c4310414": (1, 0, "0x8001"),
-    "efbeadde0403020197f89f800001409d051f4068656c6d6b30236f6e6669626e71227374ff12aebaebafbe":
-        (0, 1, "0x8049"),
+    "efbeadde0403020197f89f800001409d051f4068656c6d6b30236f6e6669626e71227374ff12aebaebafbe": (
+        0,
+        1,
+        "0x8049",
+    ),
     "0000000000000000018004290000": (1, 0, "0x8001"),
 }
 
@@ -75,13 +81,13 @@ def test_protocol_vectors(udp, hexmsg):
     control, data, flags = VECTORS[hexmsg]
     verdict = udp.match(bytes.fromhex(hexmsg), CLIENT, LISTENER)
     assert counts(verdict) == (control, data)
-    assert verdict.flowvars == {"cfp2p_flags": flags,
-                                "cfp2p_kind": "data" if data else "control"}
+    assert verdict.flowvars == {"cfp2p_flags": flags, "cfp2p_kind": "data" if data else "control"}
 
 
 def test_tcp_vector(tcp):
-    verdict = tcp.match(bytes.fromhex("0e001111111122222222270845dd1040"), CLIENT, LISTENER,
-                        tcp=True)
+    verdict = tcp.match(
+        bytes.fromhex("0e001111111122222222270845dd1040"), CLIENT, LISTENER, tcp=True
+    )
     assert counts(verdict) == (1, 0)
     assert verdict.flowvars["cfp2p_flags"] == "0x8005"
 
@@ -150,9 +156,11 @@ def test_tcp_garbage_then_message_in_later_segment(tcp):
 def test_udp_budget_bounds_work(udp):
     """A data block longer than the per-call budget is not deciphered (Suricata 8 would
     hit its instruction limit); the verdict is 'no message', never an error."""
-    big = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0,
-                    data=bytes(SPEC.decoder.budget + 100))
+    big = P.Message(
+        key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(SPEC.decoder.budget + 100)
+    )
     assert counts(udp.match(P.encode(big), CLIENT, LISTENER)) == (0, 0)
-    small = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0,
-                      data=bytes(SPEC.decoder.budget - 100))
+    small = P.Message(
+        key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(SPEC.decoder.budget - 100)
+    )
     assert counts(udp.match(P.encode(small), CLIENT, LISTENER)) == (0, 1)

@@ -1,0 +1,37 @@
+# Conficker P2P detection pack. `make rules` renders the ruleset; `make test` runs every test.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+SURICATA8_ROOT ?= .cache/suricata8
+PYTEST_ARGS ?=
+
+.PHONY: rules pcaps test lint engines suricata7 suricata8 clean
+
+rules: $(VENV)/.installed
+	$(BIN)/cfp2p render
+
+pcaps: $(VENV)/.installed
+	$(BIN)/cfp2p pcaps --out pcaps
+
+test: $(VENV)/.installed engines
+	$(BIN)/ruff check generator tests
+	CFP2P_SURICATA8_ROOT=$(abspath $(SURICATA8_ROOT)) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check generator tests
+
+engines: suricata7 suricata8
+
+suricata7:
+	@sh scripts/install-suricata7.sh
+
+suricata8:
+	@sh scripts/install-suricata8.sh $(SURICATA8_ROOT)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,362 @@
+-- Generated from spec/conficker-p2p.yaml by `cfp2p render`; do not edit: change the spec and render.
+--
+-- Conficker C P2P decoder for Suricata 7.0 (LuaJIT) and 8.0 (Lua 5.4 sandbox).
+-- Called by the pack's decoder rules, once per candidate packet; it never
+-- matches. It leaves its verdict for the signatures in per-packet flowints:
+--   cfp2p_control  number of valid control messages in this packet
+--   cfp2p_data     number of valid data-transfer messages in this packet
+--   cfp2p_messages  number of valid messages of either kind
+-- and the last valid message's facts in the flowvars cfp2p_flags and cfp2p_kind.
+--
+-- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
+-- bit operators and Suricata 8 blocks `load`), small tables built once per
+-- Lua state, no allocation per packet but the state of a TCP stream with a
+-- message in flight.
+
+local ENGINE7 = _VERSION == "Lua 5.1"
+
+-- Protocol layout (spec: protocol) -----------------------------------------
+local KEY_SIZE = 8
+local FLAGS_SIZE = 2
+local CHECKSUM_SIZE = 4
+local TCP_LENGTH_SIZE = 2
+local MIN_MESSAGE = 14
+local DATA_FLAG = 64
+-- Optional blocks in wire order: flag bit, size, offset of a u16 length of the
+-- bytes that follow the block (or -1).
+local BLOCK_FLAG = { 8, 16, 32, 64, 128 }
+local BLOCK_SIZE = { 6, 4, 4, 3, 26 }
+local BLOCK_LENGTH_AT = { -1, -1, -1, 1, -1 }
+local NBLOCKS = #BLOCK_FLAG
+local BLACKLIST = {
+  4294967295, 4294967295, 4042702779, 3143262195, 4086788113, 3949445055, 1604057800, 886603921,
+  505578207, 1463026372, 3221225604, 50332169, 23068674, 20480, 2148532416, 5242944,
+  161, 16777216, 16777216, 141856, 128, 67108864, 1073872896, 2281701376,
+  384, 528384, 142612736, 8391553, 640, 134218432, 11010048, 32768,
+  1048640, 1048576, 0, 0, 268435464, 0, 0, 4,
+  2, 0, 262144, 0, 0, 0, 4259840, 2181038080,
+  0, 0, 1, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 8, 2147483648,
+}
+-- Largest number of bytes deciphered in one call: keeps Suricata 8 below its
+-- Lua instruction limit (500,000 by default).
+local BUDGET = 6000
+
+-- Decoder rules (sid -> transport, listener side), so that a Lua state knows
+-- which rule it serves without asking per packet.
+local MODES = {
+  [9310100] = { tcp = false, listener_is_dst = true },
+  [9310101] = { tcp = false, listener_is_dst = false },
+  [9310102] = { tcp = true, listener_is_dst = true },
+  [9310103] = { tcp = true, listener_is_dst = false },
+}
+
+-- Arithmetic helpers --------------------------------------------------------
+local floor = math.floor
+local byte = string.byte
+local X = {}  -- X[a * 16 + b] = a xor b for nibbles
+for a = 0, 15 do
+  for b = 0, 15 do
+    local r, bit = 0, 1
+    for _ = 0, 3 do
+      if (floor(a / bit) % 2) ~= (floor(b / bit) % 2) then r = r + bit end
+      bit = bit * 2
+    end
+    X[a * 16 + b] = r
+  end
+end
+local LO, HI16, HI = {}, {}, {}  -- low nibble, high nibble * 16, high nibble
+for v = 0, 255 do LO[v] = v % 16; HI16[v] = v - v % 16; HI[v] = (v - v % 16) / 16 end
+
+local function xor8(a, b)
+  return X[LO[a] * 16 + LO[b]] + 16 * X[HI16[a] + HI[b]]
+end
+
+local function xor32(a, b)
+  local r, m = 0, 1
+  for _ = 1, 4 do
+    r = r + m * xor8(a % 256, b % 256)
+    a = floor(a / 256); b = floor(b / 256); m = m * 256
+  end
+  return r
+end
+
+local function rotl32(v, n)
+  local m = 2 ^ (n % 32)
+  local x = v * m
+  local hi = floor(x / 4294967296)
+  return x - hi * 4294967296 + hi
+end
+
+local function blacklisted(port)
+  local w = BLACKLIST[floor(port / 1024) + 1]
+  return floor(w / 2 ^ (floor(port / 32) % 32)) % 2 == 1
+end
+
+-- The message machine --------------------------------------------------------
+-- A frame is one message: the payload of a UDP datagram, or the bytes that a
+-- TCP length prefix announces. `s` carries a frame across TCP segments:
+--   pos     bytes of the frame consumed so far
+--   flen    frame length
+--   klo,khi cipher state (the key, then rotated and added as bytes go by)
+--   g       checksum accumulator started from 0 (the real start value, the
+--           number of bytes hashed, is folded in at the end: the hash is linear)
+--   flags   deciphered flags, once pos > 9
+--   fixed   end of the fixed part (key, flags, blocks), once flags are known
+--   lenat   frame offset of the u16 length of the data block, or -1
+--   hlen    bytes hashed (end of the checksummed part), 0 while unknown
+--   dlen    data length bytes read so far
+--   csum    checksum as deciphered so far
+
+local function reset(s, flen)
+  s.pos, s.flen, s.klo, s.khi, s.g = 0, flen, 0, 0, 0
+  s.flags, s.fixed, s.lenat, s.hlen, s.dlen, s.csum = 0, 0, -1, 0, 0, 0
+end
+
+-- Layout from the flags: end of the fixed part and where the data length is.
+local function layout(s)
+  local off, flags = KEY_SIZE + FLAGS_SIZE, s.flags
+  s.lenat = -1
+  for i = 1, NBLOCKS do
+    local f = BLOCK_FLAG[i]
+    if floor(flags / f) % 2 == 1 then
+      if BLOCK_LENGTH_AT[i] >= 0 then s.lenat = off + BLOCK_LENGTH_AT[i] end
+      off = off + BLOCK_SIZE[i]
+    end
+  end
+  s.fixed = off
+  if s.lenat < 0 then s.hlen = off end
+end
+
+-- Feed bytes p[i .. j] of the current frame. Returns the index after the
+-- last byte consumed and a verdict: nil (needs more bytes), false (not a
+-- message) or the message kind (1 control, 2 data).
+local function feed(s, p, i, j)
+  local pos, flen = s.pos, s.flen
+  if j > i + flen - pos - 1 then j = i + flen - pos - 1 end
+  local klo, khi, g = s.klo, s.khi, s.g
+  local work = 0
+  while i <= j do
+    local c = byte(p, i)
+    if pos < KEY_SIZE then
+      if pos < 4 then klo = klo + c * 256 ^ pos else khi = khi + c * 256 ^ (pos - 4) end
+      -- hash the cleartext key byte
+      local gl = g % 256
+      g = g - gl + xor8(gl, c)
+      local top = floor(g / 2147483648)
+      g = (g - top * 2147483648) * 2 + top
+    else
+      if s.hlen > 0 and pos >= s.hlen + CHECKSUM_SIZE then
+        -- noise: skip to the end of the frame without deciphering it
+        local skip = flen - pos
+        if skip > j - i + 1 then skip = j - i + 1 end
+        pos = pos + skip; i = i + skip
+        break
+      end
+      work = work + 1
+      if work > BUDGET then
+        s.pos = pos
+        return i, false
+      end
+      -- keystream: K = rotl64(K, 1); s = low byte; K = K + s
+      local tlo, thi = floor(klo / 2147483648), floor(khi / 2147483648)
+      klo = (klo - tlo * 2147483648) * 2 + thi
+      khi = (khi - thi * 2147483648) * 2 + tlo
+      local ks = klo % 256
+      local b = xor8(c, ks)
+      klo = klo + ks
+      if klo >= 4294967296 then
+        klo = klo - 4294967296
+        khi = khi + 1
+        if khi >= 4294967296 then khi = khi - 4294967296 end
+      end
+      local hlen = s.hlen
+      if hlen == 0 or pos < hlen then
+        local gl = g % 256
+        g = g - gl + xor8(gl, b)
+        local top = floor(g / 2147483648)
+        g = (g - top * 2147483648) * 2 + top
+        if pos < KEY_SIZE + FLAGS_SIZE then
+          s.flags = s.flags + b * 256 ^ (pos - KEY_SIZE)
+          if pos == KEY_SIZE + FLAGS_SIZE - 1 then
+            layout(s)
+            if s.fixed + CHECKSUM_SIZE > flen then s.pos = pos; return i + 1, false end
+          end
+        elseif pos == s.lenat or pos == s.lenat + 1 then
+          s.dlen = s.dlen + b * 256 ^ (pos - s.lenat)
+          if pos == s.lenat + 1 then
+            s.hlen = s.fixed + s.dlen
+            if s.hlen + CHECKSUM_SIZE > flen then s.pos = pos; return i + 1, false end
+          end
+        end
+      else
+        s.csum = s.csum + b * 256 ^ (pos - hlen)
+      end
+    end
+    pos = pos + 1
+    i = i + 1
+  end
+  s.pos, s.klo, s.khi, s.g = pos, klo, khi, g
+  if pos < flen then return i, nil end
+  -- whole frame seen: the checksum was started from the number of bytes hashed
+  local hlen = s.hlen
+  if hlen == 0 or hlen + CHECKSUM_SIZE > flen then return i, false end
+  if s.csum ~= xor32(rotl32(hlen, hlen), g) then return i, false end
+  if floor(s.flags / DATA_FLAG) % 2 == 1 then return i, 2 end
+  return i, 1
+end
+
+-- Engine adapters -------------------------------------------------------------
+local packet, flow, rule, fi_control, fi_data, fi_any, fv_flags, fv_kind
+if not ENGINE7 then
+  packet = require("suricata.packet")
+  flow = require("suricata.flow")
+  rule = require("suricata.rule")
+end
+
+local FLOWINTS = { "cfp2p_control", "cfp2p_data", "cfp2p_messages" }
+local FLOWVARS = { "cfp2p_flags", "cfp2p_kind" }
+
+function init(args)
+  if ENGINE7 then
+    local needs = {}
+    needs["payload"] = tostring(true)
+    needs["flowint"] = FLOWINTS
+    needs["flowvar"] = FLOWVARS
+    return needs
+  end
+  local flowint = require("suricata.flowint")
+  local flowvar = require("suricata.flowvar")
+  for _, n in ipairs(FLOWINTS) do flowint.register(n) end
+  for _, n in ipairs(FLOWVARS) do flowvar.register(n) end
+  return { payload = true }
+end
+
+function thread_init(args)
+  if not ENGINE7 then
+    local flowint = require("suricata.flowint")
+    local flowvar = require("suricata.flowvar")
+    fi_control, fi_data = flowint.get(FLOWINTS[1]), flowint.get(FLOWINTS[2])
+    fi_any = flowint.get(FLOWINTS[3])
+    fv_flags, fv_kind = flowvar.get(FLOWVARS[1]), flowvar.get(FLOWVARS[2])
+  end
+end
+
+local function set_counts(control, data)
+  if ENGINE7 then
+    ScFlowintSet(0, control); ScFlowintSet(1, data); ScFlowintSet(2, control + data)
+  else
+    fi_control:set(control); fi_data:set(data); fi_any:set(control + data)
+  end
+end
+
+local KIND_NAME = { "control", "data" }
+local function set_facts(flags, kind)
+  local f = string.format("0x%04x", flags)
+  local k = KIND_NAME[kind]
+  if ENGINE7 then
+    ScFlowvarSet(0, f, #f); ScFlowvarSet(1, k, #k)
+  else
+    fv_flags:set(f, #f); fv_kind:set(k, #k)
+  end
+end
+
+local function payload_and_ports(args)
+  if ENGINE7 then
+    local _, _, _, _, sp, dp = SCPacketTuple()
+    return args["payload"], sp, dp
+  end
+  local pk = packet.get()
+  local _, _, _, _, sp, dp = pk:tuple()
+  return pk:payload(), sp, dp
+end
+
+local function flow_id()
+  if ENGINE7 then return SCFlowId() end
+  return flow.get():id()
+end
+
+local function own_sid()
+  if ENGINE7 then return (SCRuleIds()) end
+  return rule.get_rule():sid()
+end
+
+-- Per Lua state ---------------------------------------------------------------
+local mode            -- this state's entry of MODES, found on the first call
+local udp_state = {}  -- reused for every datagram
+local streams = {}    -- TCP direction (flow id) -> frame in flight
+local nstreams = 0
+local MAX_STREAMS = 512
+
+-- One TCP segment: finish the frame in flight, then the frames it starts.
+-- A stream entry is a frame in flight, or (flen < 0) the first byte of a
+-- length prefix that the segment boundary cut.
+local function tcp_segment(p, fid)
+  local n, i = #p, 1
+  local control, data, flags, kind = 0, 0, 0, 0
+  local s = streams[fid]
+  if s ~= nil then
+    streams[fid] = nil
+    nstreams = nstreams - 1
+  end
+  while i <= n do
+    if s == nil or s.flen < 0 then
+      -- a frame starts here with its length prefix
+      local flen
+      if s ~= nil then
+        flen = -s.flen - 1 + byte(p, i) * 256
+        i = i + 1
+      elseif i == n then
+        s = { flen = -byte(p, i) - 1 }
+        i = i + 1
+        break
+      else
+        local a, b = byte(p, i, i + 1)
+        flen = a + b * 256
+        i = i + TCP_LENGTH_SIZE
+      end
+      if flen < MIN_MESSAGE then s = nil; break end
+      s = s or {}
+      reset(s, flen)
+    end
+    local verdict
+    i, verdict = feed(s, p, i, n)
+    if verdict == false then s = nil; break end
+    if verdict == nil then break end
+    if verdict == 2 then data = data + 1 else control = control + 1 end
+    flags, kind = s.flags, verdict
+    s = nil
+  end
+  if s ~= nil then
+    if nstreams >= MAX_STREAMS then streams = {}; nstreams = 0 end
+    streams[fid] = s
+    nstreams = nstreams + 1
+  end
+  return control, data, flags, kind
+end
+
+function match(args)
+  set_counts(0, 0)
+  local p, sp, dp = payload_and_ports(args)
+  if p == nil then return 0 end
+  if mode == nil then mode = MODES[own_sid()] or MODES[9310100] end
+  local listener = dp
+  if not mode.listener_is_dst then listener = sp end
+  if blacklisted(listener) then return 0 end
+  local control, data, flags, kind = 0, 0, 0, 0
+  if mode.tcp then
+    control, data, flags, kind = tcp_segment(p, flow_id())
+  elseif #p >= MIN_MESSAGE then
+    reset(udp_state, #p)
+    local _, verdict = feed(udp_state, p, 1, #p)
+    if verdict then
+      flags, kind = udp_state.flags, verdict
+      if verdict == 2 then data = 1 else control = 1 end
+    end
+  end
+  if kind > 0 then
+    set_counts(control, data)
+    set_facts(flags, kind)
+  end
+  return 0
+end

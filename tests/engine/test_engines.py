@@ -1,0 +1,118 @@
+"""Engine cases (tests/engine/cases.yaml) run on every Suricata engine the harness has.
+
+Each case names a pcap, the mode (ids, or ips with --simulate-ips), the options the
+ruleset is rendered with, and what eve.json must show: alerts per signature rule
+(exactly; every other rule of the pack must stay silent), blocked packets, and the
+decoded facts carried by the alerts. No case may leave a Lua error behind."""
+
+from __future__ import annotations
+
+import functools
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from engines import ENGINES, ROOT, Engine, Run
+from scapy.utils import rdpcap
+
+from generator import render, spec
+
+SPEC = spec.load()
+CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
+PCAPS = ROOT / "pcaps"
+LUA_COUNTERS = (
+    "errors",
+    "blocked_function_errors",
+    "instruction_limit_errors",
+    "memory_limit_errors",
+)
+
+
+@functools.cache
+def ruleset(**options) -> tuple[Path, Path]:
+    """The pack rendered with these options, in a folder kept for the session."""
+    opts = SPEC.options(**options)
+    out = Path(tempfile.mkdtemp(prefix="cfp2p-render-"))
+    render.write_tree(render.render(SPEC, opts), out)
+    return out / "rules" / SPEC.pack.rules_file, out / "lua" / SPEC.pack.lua_script
+
+
+def sids(options: dict) -> dict[str, int]:
+    """'Signature/transport' -> sid, for the options a case renders with."""
+    opts = SPEC.options(**options)
+    return {
+        f"{s.name}/{r.transport}": spec.rule_sid(opts, r) for s in SPEC.signatures for r in s.rules
+    }
+
+
+def lua_problems(engine: Engine, run: Run) -> list[str]:
+    problems = [
+        line
+        for line in run.log.splitlines()
+        if re.search(r"lua", line, re.I) and re.search(r"error|warn", line, re.I)
+    ]
+    counters = run.stats.get("detect", {}).get("lua", {})
+    if engine.major >= 8:
+        assert set(LUA_COUNTERS) <= set(counters), f"no Lua counters in stats: {counters}"
+    problems += [f"stats detect.lua.{k} = {counters[k]}" for k in LUA_COUNTERS if counters.get(k)]
+    return problems
+
+
+@pytest.fixture(params=ENGINES, ids=lambda e: e.name)
+def engine(request) -> Engine:
+    eng: Engine = request.param
+    wanted = request.config.getoption("--engine")
+    if wanted and eng.name not in wanted:
+        pytest.skip(f"--engine {','.join(wanted)} given")
+    if not eng.available():
+        pytest.fail(f"{eng.name} is not installed: run `make engines`")
+    return eng
+
+
+def test_ruleset_loads(engine):
+    rules, lua = ruleset()
+    proc = engine.test_config(rules, lua)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    loaded = re.search(r"(\d+) rules successfully loaded, (\d+) rules failed", log)
+    assert loaded, log
+    assert int(loaded[2]) == 0 and int(loaded[1]) == len(sids({})) + len(SPEC.decoder.rules)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case(engine, case):
+    options = case.get("options", {})
+    rules, lua = ruleset(**options)
+    run = engine.read_pcap(PCAPS / case["pcap"], rules, lua, ips=case["mode"] == "ips")
+    expect = case["expect"]
+    by_sid = {v: k for k, v in sids(options).items()}
+
+    seen = Counter(
+        by_sid.get(a["alert"]["signature_id"], a["alert"]["signature_id"]) for a in run.alerts
+    )
+    assert dict(seen) == expect.get("alerts", {}), "alerts per signature rule"
+
+    blocked = run.stats.get("ips", {}).get("blocked", 0)
+    assert blocked == expect.get("blocked", 0), "packets blocked"
+    for name, action in expect.get("actions", {}).items():
+        got = {
+            a["alert"]["action"]
+            for a in run.alerts
+            if by_sid.get(a["alert"]["signature_id"]) == name
+        }
+        assert got == {action}, f"eve action of {name}"
+
+    for name, facts in expect.get("facts", {}).items():
+        for alert in (a for a in run.alerts if by_sid.get(a["alert"]["signature_id"]) == name):
+            meta = alert.get("metadata", {})
+            flowvars = {k: v for d in meta.get("flowvars", []) for k, v in d.items()}
+            got = {"flags": flowvars.get("cfp2p_flags"), "kind": flowvars.get("cfp2p_kind")}
+            assert got == facts, f"decoded facts of {name} at packet {alert.get('pcap_cnt')}"
+
+    assert lua_problems(engine, run) == []
+    assert run.stats.get("decoder", {}).get("pkts") == len(rdpcap(str(PCAPS / case["pcap"]))), (
+        "every packet of the pcap read"
+    )
