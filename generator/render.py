@@ -77,7 +77,9 @@ def _decoders(spec: Spec, opts: Options) -> list[dict]:
 def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
     if rule.report == "once_per_source":
         return f"threshold:type limit, track by_src, count 1, seconds {opts.report_interval}; "
-    if rule.report == "once_per_flow":
+    if rule.report == "once_per_flow" and action(rule, opts) == "alert":
+        # As a drop rule (block_tcp) it must match every message of the session, so
+        # that a retransmitted segment is dropped again: then it reports each one.
         bit = f"{spec.pack.flowint_prefix}.{sig.name}"
         return f"flowbits:isnotset,{bit}; flowbits:set,{bit}; "
     return ""

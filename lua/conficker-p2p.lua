@@ -40,7 +40,7 @@ local BLACKLIST = {
 }
 -- Largest number of bytes deciphered in one call: keeps Suricata 8 below its
 -- Lua instruction limit (500,000 by default).
-local BUDGET = 6000
+local BUDGET = 3000
 
 -- Decoder rules (sid -> transport, listener side), so that a Lua state knows
 -- which rule it serves without asking per packet.
@@ -187,6 +187,10 @@ local function feed(s, p, i, j)
           if pos == s.lenat + 1 then
             s.hlen = s.fixed + s.dlen
             if s.hlen + CHECKSUM_SIZE > flen then s.pos = pos; return i + 1, false end
+            -- a data block that this call could not decipher within its budget
+            local ahead = s.hlen + CHECKSUM_SIZE - pos
+            if ahead > j - i + 1 then ahead = j - i + 1 end
+            if work + ahead > BUDGET then s.pos = pos; return i + 1, false end
           end
         end
       else

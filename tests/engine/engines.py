@@ -73,27 +73,22 @@ class Engine:
             shutil.copy(src, work / "rules" / name)
         return work
 
-    def test_config(self, rules: Path, lua: Path) -> subprocess.CompletedProcess:
-        """`suricata -T` on the ruleset."""
+    def test_config(self, rules: Path, lua: Path) -> tuple[int, str]:
+        """`suricata -T` on the ruleset: exit status and log."""
         work = self._stage({rules.name: rules, lua.name: lua})
         try:
-            return subprocess.run(
-                self._cmd(
-                    [
-                        "-T",
-                        "-S",
-                        self._inside(work / "rules" / rules.name),
-                        "-l",
-                        self._inside(work),
-                        *self._settings(work / "rules"),
-                    ]
-                ),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            proc = subprocess.run(
+                self._cmd(["-T", "-S", self._inside(work / "rules" / rules.name), "-l",
+                           self._inside(work), *self._settings(work / "rules")]),
+                capture_output=True, text=True, timeout=120)
+            return proc.returncode, proc.stdout + proc.stderr + self._log(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def _log(work: Path) -> str:
+        log = work / "suricata.log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def read_pcap(self, pcap: Path, rules: Path, lua: Path, ips: bool = False) -> Run:
         work = self._stage({rules.name: rules, lua.name: lua, pcap.name: pcap})
@@ -114,9 +109,7 @@ class Engine:
             if ips:
                 args.append("--simulate-ips")
             proc = subprocess.run(self._cmd(args), capture_output=True, text=True, timeout=300)
-            log = proc.stdout + proc.stderr
-            if (work / "suricata.log").exists():
-                log += (work / "suricata.log").read_text(errors="replace")
+            log = proc.stdout + proc.stderr + self._log(work)
             if proc.returncode != 0:
                 raise RuntimeError(f"{self.name} failed on {pcap.name}: {log[-2000:]}")
             eve = work / "eve.json"

@@ -164,3 +164,26 @@ def test_udp_budget_bounds_work(udp):
         key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(SPEC.decoder.budget - 100)
     )
     assert counts(udp.match(P.encode(small), CLIENT, LISTENER)) == (0, 1)
+
+
+def test_worst_case_stays_within_suricata8_instruction_limit():
+    """Suricata 8 stops a Lua call after 500,000 VM instructions. Count them (Lua 5.4
+    count hook) on the costliest inputs: a data block just inside the budget, and one
+    just past it, which must be refused before it is deciphered."""
+    dec = Decoder(SCRIPT, "lua54", SIDS["udp", "to_server"])
+    dec.lua.execute("""
+      function counted(f, args)
+        local n = 0
+        debug.sethook(function() n = n + 1 end, "", 1)
+        f(args)
+        debug.sethook()
+        return n
+      end""")
+    budget = SPEC.decoder.budget
+    worst = 0
+    for size in (budget - 30, budget + 100, 65000):
+        msg = P.Message(key_lo=7, key_hi=8, flags=0x80C8, peer_ip="127.0.0.1", peer_port=1,
+                        data_flags=0, data=bytes(size), sysinfo=bytes(26))
+        dec.host.payload, dec.host.sp, dec.host.dp = P.encode(msg), CLIENT, LISTENER
+        worst = max(worst, dec.lua.globals().counted(dec._match, dec.lua.table()))
+    assert worst < 450_000

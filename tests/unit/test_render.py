@@ -84,6 +84,8 @@ def test_block_tcp_turns_tcp_detected_into_drop():
     assert blocking["Conficker_P2P_Detected/tcp"].action == "drop"
     assert blocking["Conficker_P2P_Detected/udp"].action == "alert"
     assert blocking["Conficker_P2P_Protection/udp"].action == "drop"
+    # a drop rule must match every message of the session, retransmissions included
+    assert "flowbits" not in blocking["Conficker_P2P_Detected/tcp"].raw
 
 
 def test_nets_and_sid_base_reach_every_rule():

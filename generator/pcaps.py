@@ -1,0 +1,735 @@
+"""Deterministic test traffic for the Conficker C P2P detection pack.
+
+Every scenario in SCENARIOS builds a short list of Ethernet/IPv4 packets; write_pcaps() writes
+one classic pcap (linktype 1, microsecond timestamps, little-endian) per scenario. The output is
+byte-for-byte reproducible: each scenario draws from its own random.Random seeded with
+zlib.crc32 of its name, timestamps start at BASE_TS (2026-11-26T12:00:00Z) and advance by fixed
+small steps, MAC addresses are derived from the IPv4 address, and all addresses come from the
+documentation ranges 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 (plus the SSDP multicast
+group in neg-services).
+
+Positive scenarios only use real Conficker listener ports: protocol.ports(listener, week) at
+the packet's time, index 1 or 3 for UDP and index 0 or 2 for TCP, from non-blacklisted ephemeral
+source ports. TCP sessions have a full three-way handshake, data segments with correct seq/ack,
+receiver ACKs and a FIN/ACK teardown, so Suricata's stream engine sees them as established.
+
+Scenario.expect counts the valid messages a correct decoder finds, per transport and kind:
+keys udp_control, udp_data, tcp_control, tcp_data. Negatives expect zero everywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import pathlib
+import random
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from scapy.layers.inet import IP, TCP, UDP, fragment
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+from scapy.utils import PcapWriter
+
+from generator import protocol
+from generator.protocol import (
+    FLAG_DATA,
+    FLAG_ENCODED,
+    FLAG_LOCAL_ACK,
+    FLAG_MODE,
+    FLAG_PEER,
+    FLAG_SYSINFO,
+    FLAG_TCP,
+    Message,
+    encode,
+    encode_tcp,
+)
+
+BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968
+LINKTYPE_ETHERNET = 1
+MSS = 1460
+WINDOW = 64240
+TTL = 128  # Windows hosts
+
+EXPECT_KEYS = ("udp_control", "udp_data", "tcp_control", "tcp_data")
+
+# Roles (all documentation addresses).
+PROBER = "192.0.2.10"
+PROBER2 = "192.0.2.20"
+PROBER3 = "192.0.2.30"
+LISTENER = "203.0.113.200"
+LISTENER2 = "203.0.113.77"
+LISTENER3 = "198.51.100.77"
+RESOLVER = "198.51.100.53"
+NTP_SERVER = "198.51.100.123"
+WEB_SERVER = "203.0.113.43"
+SSDP_GROUP = "239.255.255.250"
+
+UDP_INDEXES = (1, 3)
+TCP_INDEXES = (0, 2)
+
+
+# --- scenario registry -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One pcap: its name (file stem), what it holds, how to build it and what it should yield."""
+
+    name: str
+    description: str
+    build: Callable[[random.Random], list[Packet]]
+    expect: dict[str, int] = field(default_factory=dict)
+    large: bool = False
+
+    @property
+    def seed(self) -> int:
+        """Stable per-scenario seed (zlib.crc32 of the name; never Python's salted hash())."""
+        return zlib.crc32(self.name.encode("ascii"))
+
+    @property
+    def negative(self) -> bool:
+        """True when a correct detector reports nothing for this scenario."""
+        return not any(self.expect.values())
+
+    def packets(self) -> list[Packet]:
+        """Build the packet list with a fresh random.Random(self.seed)."""
+        return self.build(random.Random(self.seed))
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.pcap"
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def _scenario(
+    name: str, *, large: bool = False, **expect: int
+) -> Callable[[Callable[[random.Random], list[Packet]]], Callable[[random.Random], list[Packet]]]:
+    """Register a builder; its docstring becomes the scenario description."""
+    unknown = set(expect) - set(EXPECT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown expect keys {sorted(unknown)}")
+    counts = {key: expect.get(key, 0) for key in EXPECT_KEYS}
+
+    def register(
+        build: Callable[[random.Random], list[Packet]],
+    ) -> Callable[[random.Random], list[Packet]]:
+        doc = " ".join((build.__doc__ or "").split())
+        SCENARIOS.append(Scenario(name, doc, build, counts, large))
+        return build
+
+    return register
+
+
+# --- addressing helpers ----------------------------------------------------------------------
+
+
+def mac_for(ip: str) -> str:
+    """Fixed MAC per address: 02:00 + the four address bytes; IPv4 multicast maps per RFC 1112."""
+    addr = ipaddress.IPv4Address(ip)
+    raw = addr.packed
+    if addr.is_multicast:
+        return f"01:00:5e:{raw[1] & 0x7F:02x}:{raw[2]:02x}:{raw[3]:02x}"
+    return "02:00:" + ":".join(f"{b:02x}" for b in raw)
+
+
+def ephemeral_port(rng: random.Random, avoid: tuple[int, ...] = ()) -> int:
+    """A random non-blacklisted port in the dynamic range 49152-65535."""
+    while True:
+        port = rng.randrange(49152, 65536)
+        if not protocol.is_blacklisted(port) and port not in avoid:
+            return port
+
+
+def high_port(rng: random.Random) -> int:
+    """A random non-blacklisted port in 2048-65535."""
+    while True:
+        port = rng.randrange(2048, 65536)
+        if not protocol.is_blacklisted(port):
+            return port
+
+
+def listener_port(ip: str, ts: float, index: int) -> int:
+    """Port `index` of host ip's Conficker listener ports in the epoch week containing ts."""
+    return protocol.ports(ip, protocol.epoch_week(ts))[index]
+
+
+def doc_address(rng: random.Random, taken: set[str]) -> str:
+    """A fresh random host address from one of the three documentation /24 ranges."""
+    while True:
+        net = rng.choice(("192.0.2.", "198.51.100.", "203.0.113."))
+        ip = f"{net}{rng.randrange(1, 255)}"
+        if ip not in taken:
+            taken.add(ip)
+            return ip
+
+
+def sysinfo(rng: random.Random) -> bytes:
+    """A plausible 26-byte system-info block (Windows XP SP3 / Server 2003 SP2 / Vista)."""
+    major, minor, build, sp = rng.choice(((5, 1, 2600, 3), (5, 2, 3790, 2), (6, 0, 6002, 2)))
+    return struct.pack(
+        "<HBBHBBHIHHIHH",
+        rng.getrandbits(16),  # test flags
+        major,
+        minor,
+        build,
+        sp,
+        0,
+        rng.getrandbits(16),  # ntdll translation info
+        rng.getrandbits(32),  # PRNG sample
+        rng.getrandbits(16),
+        rng.getrandbits(16),
+        rng.getrandbits(32),
+        rng.getrandbits(16),
+        rng.getrandbits(16),
+    )
+
+
+def message(
+    rng: random.Random,
+    flags: int,
+    *,
+    peer: tuple[str, int] | None = None,
+    data: bytes | None = None,
+    data_flags: int = 1,
+    noise: int | bytes = 0,
+) -> Message:
+    """A Message with a random key; the peer/data/sysinfo blocks follow the flags."""
+    if flags & FLAG_PEER and peer is None:
+        peer_ip = f"192.0.2.{rng.randrange(1, 255)}"
+        peer = (peer_ip, listener_port(peer_ip, BASE_TS, rng.choice(UDP_INDEXES)))
+    return Message(
+        key_lo=rng.getrandbits(32),
+        key_hi=rng.getrandbits(32),
+        flags=flags,
+        peer_ip=peer[0] if flags & FLAG_PEER and peer else None,
+        peer_port=peer[1] if flags & FLAG_PEER and peer else None,
+        data_flags=data_flags if flags & FLAG_DATA else None,
+        data=(data if data is not None else rng.randbytes(200)) if flags & FLAG_DATA else None,
+        sysinfo=sysinfo(rng) if flags & FLAG_SYSINFO else None,
+        noise=noise if isinstance(noise, bytes) else rng.randbytes(noise),
+    )
+
+
+# --- packet construction ---------------------------------------------------------------------
+
+
+class Trace:
+    """Packets of one scenario with a deterministic clock (integer microseconds past BASE_TS)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.t_us = 0
+        self.packets: list[Packet] = []
+        self._ip_id: dict[str, int] = {}
+
+    @property
+    def now(self) -> float:
+        return BASE_TS + self.t_us / 1_000_000
+
+    def advance(self, seconds: float) -> None:
+        self.t_us += round(seconds * 1_000_000)
+
+    def ip_id(self, src: str) -> int:
+        """Per-sender incrementing IP ID, starting at a random value."""
+        value = self._ip_id.get(src)
+        if value is None:
+            value = self.rng.randrange(0x1000, 0xF000)
+        self._ip_id[src] = (value + 1) & 0xFFFF
+        return value
+
+    def ip(self, src: str, dst: str) -> Packet:
+        return Ether(src=mac_for(src), dst=mac_for(dst)) / IP(
+            src=src, dst=dst, id=self.ip_id(src), ttl=TTL
+        )
+
+    def emit(self, pkt: Packet, gap: float = 0.0002) -> Packet:
+        """Append pkt `gap` seconds after the previous packet (the first one at BASE_TS)."""
+        if self.packets or self.t_us:
+            self.advance(gap)
+        pkt.time = Decimal(BASE_TS) + Decimal(self.t_us).scaleb(-6)
+        self.packets.append(pkt)
+        return pkt
+
+    def udp(
+        self, src: str, sport: int, dst: str, dport: int, payload: bytes, gap: float = 0.0002
+    ) -> Packet:
+        return self.emit(self.ip(src, dst) / UDP(sport=sport, dport=dport) / Raw(payload), gap)
+
+    def udp_fragmented(
+        self, src: str, sport: int, dst: str, dport: int, payload: bytes, fragsize: int = 1480
+    ) -> list[Packet]:
+        """One UDP datagram sent as IP fragments of `fragsize` bytes of IP payload."""
+        whole = self.ip(src, dst) / UDP(sport=sport, dport=dport) / Raw(payload)
+        frags = fragment(whole, fragsize=fragsize)
+        for frag in frags:
+            self.emit(frag, 0.00005)
+        return frags
+
+    def tcp(self, client: str, cport: int, server: str, sport: int) -> TcpSession:
+        return TcpSession(self, client, cport, server, sport)
+
+
+class TcpSession:
+    """A well-formed TCP connection: handshake, acked data in both directions, FIN teardown."""
+
+    def __init__(self, trace: Trace, client: str, cport: int, server: str, sport: int) -> None:
+        self.trace = trace
+        self.ends = {True: (client, cport), False: (server, sport)}
+        self.seq = {True: trace.rng.getrandbits(32), False: trace.rng.getrandbits(32)}
+
+    def _segment(self, from_client: bool, flags: str, payload: bytes = b"", **kw) -> Packet:
+        (src, sport), (dst, dport) = self.ends[from_client], self.ends[not from_client]
+        ack = self.seq[not from_client] if "A" in flags else 0
+        pkt = self.trace.ip(src, dst) / TCP(
+            sport=sport,
+            dport=dport,
+            seq=self.seq[from_client],
+            ack=ack,
+            flags=flags,
+            window=WINDOW,
+            **kw,
+        )
+        if payload:
+            pkt = pkt / Raw(payload)
+        return pkt
+
+    def open(self) -> TcpSession:
+        t = self.trace
+        t.emit(self._segment(True, "S", options=[("MSS", MSS)]), 0.001)
+        self.seq[True] = (self.seq[True] + 1) & 0xFFFFFFFF
+        t.emit(self._segment(False, "SA", options=[("MSS", MSS)]), 0.02)
+        self.seq[False] = (self.seq[False] + 1) & 0xFFFFFFFF
+        t.emit(self._segment(True, "A"), 0.0002)
+        return self
+
+    def ack(self, from_client: bool) -> None:
+        """A pure ACK sent by the client (from_client) or the server."""
+        self.trace.emit(self._segment(from_client, "A"), 0.0002)
+
+    def send(
+        self,
+        from_client: bool,
+        data: bytes,
+        *,
+        cuts: list[int] | None = None,
+        mss: int = MSS,
+        ack_every: int = 2,
+    ) -> None:
+        """Send data as PSH/ACK segments split at `cuts` (offsets) or every `mss` bytes.
+
+        The receiver ACKs after every `ack_every` segments and after the last one.
+        """
+        if cuts is None:
+            cuts = list(range(mss, len(data), mss))
+        bounds = [0, *cuts, len(data)]
+        pieces = [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+        for i, piece in enumerate(pieces, start=1):
+            self.trace.emit(self._segment(from_client, "PA", piece), 0.0003)
+            self.seq[from_client] = (self.seq[from_client] + len(piece)) & 0xFFFFFFFF
+            if i % ack_every == 0 or i == len(pieces):
+                self.ack(not from_client)
+
+    def close(self) -> None:
+        """Client FIN/ACK, server FIN/ACK, client ACK."""
+        t = self.trace
+        t.emit(self._segment(True, "FA"), 0.002)
+        self.seq[True] = (self.seq[True] + 1) & 0xFFFFFFFF
+        t.emit(self._segment(False, "FA"), 0.0003)
+        self.seq[False] = (self.seq[False] + 1) & 0xFFFFFFFF
+        t.emit(self._segment(True, "A"), 0.0002)
+
+
+# --- positive scenarios ----------------------------------------------------------------------
+
+_CONTROL = FLAG_ENCODED | FLAG_MODE  # 0x8001, a UDP probe
+_TCP_CONTROL = FLAG_ENCODED | FLAG_TCP | FLAG_MODE  # 0x8005
+
+
+@_scenario("udp-probe", udp_control=1)
+def _udp_probe(rng: random.Random) -> list[Packet]:
+    """One UDP probe (flags 0x8001, no optional blocks, no noise) from 192.0.2.10 to
+    203.0.113.200's UDP listener port (index 1). A correct detector reports one UDP control
+    message."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 1)
+    sport = ephemeral_port(rng, (dport,))
+    t.udp(PROBER, sport, LISTENER, dport, encode(message(rng, _CONTROL)))
+    return t.packets
+
+
+@_scenario("udp-reply-sysinfo", udp_control=2)
+def _udp_reply_sysinfo(rng: random.Random) -> list[Packet]:
+    """A UDP probe (0x8001) to 203.0.113.200's UDP port (index 3) and the listener's reply
+    from that port back to the prober (flags 0x8089: system-info block of 26 bytes and peer
+    block naming the prober, some noise). Both are control messages; a correct detector reports
+    two UDP control messages (probe and reply)."""
+    t = Trace(rng)
+    lport = listener_port(LISTENER, t.now, 3)
+    sport = ephemeral_port(rng, (lport,))
+    t.udp(PROBER, sport, LISTENER, lport, encode(message(rng, _CONTROL)))
+    reply = message(
+        rng, _CONTROL | FLAG_SYSINFO | FLAG_PEER, peer=(PROBER, sport), noise=rng.randrange(1, 41)
+    )
+    t.udp(LISTENER, lport, PROBER, sport, encode(reply), gap=0.045)
+    return t.packets
+
+
+@_scenario("udp-data-transfer", udp_data=1)
+def _udp_data_transfer(rng: random.Random) -> list[Packet]:
+    """One UDP data transfer (flags 0x8049: peer block + data block of 200 bytes) from
+    192.0.2.10 to 203.0.113.200's UDP port (index 1). A correct detector reports one UDP data
+    message."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 1)
+    sport = ephemeral_port(rng, (dport,))
+    msg = message(rng, _CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(200))
+    t.udp(PROBER, sport, LISTENER, dport, encode(msg))
+    return t.packets
+
+
+@_scenario("udp-noise", udp_control=3)
+def _udp_noise(rng: random.Random) -> list[Packet]:
+    """Three UDP probes (0x8001) from three sources (192.0.2.10/.20/.30) to three listeners
+    (203.0.113.200, 203.0.113.77, 198.51.100.77) on their UDP ports (index 1, 3, 1), with
+    0, then 1..40, then 1..40 random noise bytes after the checksum. A correct detector reports
+    three UDP control messages."""
+    t = Trace(rng)
+    pairs = ((PROBER, LISTENER, 1, 0), (PROBER2, LISTENER2, 3, None), (PROBER3, LISTENER3, 1, None))
+    for src, dst, index, noise in pairs:
+        dport = listener_port(dst, t.now, index)
+        sport = ephemeral_port(rng, (dport,))
+        n = rng.randrange(1, 41) if noise is None else noise
+        t.udp(src, sport, dst, dport, encode(message(rng, _CONTROL, noise=n)), gap=0.013)
+    return t.packets
+
+
+@_scenario("udp-burst", udp_control=12)
+def _udp_burst(rng: random.Random) -> list[Packet]:
+    """192.0.2.10 sends a UDP probe (0x8001, 0..40 noise bytes) to a different listener every
+    60 s for 11 minutes: 12 probes at t = 0, 60, ..., 660 s, alternating UDP port index 1 and 3.
+    A correct decoder finds 12 UDP control messages; with an alert threshold of
+    `limit, track by_src, count 1, seconds 300` the expected alerts are at t = 0, 300 and 600."""
+    t = Trace(rng)
+    taken = {PROBER}
+    sport = None
+    for i in range(12):
+        if i:
+            t.advance(60 - 0.0002)  # emit() adds 0.0002: probes land exactly a minute apart
+        dst = doc_address(rng, taken)
+        dport = listener_port(dst, t.now, UDP_INDEXES[i % 2])
+        if sport is None:
+            sport = ephemeral_port(rng, (dport,))
+        msg = message(rng, _CONTROL, noise=rng.randrange(0, 41))
+        t.udp(PROBER, sport, dst, dport, encode(msg))
+    return t.packets
+
+
+@_scenario("tcp-session", tcp_control=2)
+def _tcp_session(rng: random.Random) -> list[Packet]:
+    """A TCP session from 192.0.2.10 to 203.0.113.200's TCP port (index 0): handshake, the
+    client sends one control message (flags 0x8005, length-prefixed), the server replies with
+    one control message (flags 0x8007), FIN teardown. A correct detector reports two TCP control
+    messages (one per direction)."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 0)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER, dport).open()
+    s.send(True, encode_tcp(message(rng, _TCP_CONTROL, noise=rng.randrange(0, 41))))
+    reply = message(rng, _TCP_CONTROL | FLAG_LOCAL_ACK, noise=rng.randrange(0, 41))
+    s.send(False, encode_tcp(reply))
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-multi-segment", tcp_control=3)
+def _tcp_multi_segment(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.77's TCP port (index 2) in which a single client segment
+    carries three length-prefixed control messages back to back (flags 0x8005, 0x8007 with
+    noise, 0x808D with peer + system-info blocks). A correct detector reports three TCP control
+    messages."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER2, t.now, 2)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER2, dport).open()
+    msgs = (
+        message(rng, _TCP_CONTROL),
+        message(rng, _TCP_CONTROL | FLAG_LOCAL_ACK, noise=rng.randrange(1, 41)),
+        message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO),
+    )
+    s.send(True, b"".join(encode_tcp(m) for m in msgs))
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-split", tcp_control=2)
+def _tcp_split(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 2) with two client control messages
+    split across segments. Message 1 (flags 0x808D: peer + system-info + noise, 300 bytes with
+    its length prefix) is split in the middle: segment 1 holds its first 150 bytes. Segment 2
+    holds the rest of message 1 plus only the FIRST byte of message 2's 2-byte length prefix;
+    segment 3 holds message 2's second length byte and body (flags 0x8005). Each segment is
+    acked. A correct detector reassembles and reports two TCP control messages."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 2)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER, dport).open()
+    # 2 (length) + 8 (key) + 2 (flags) + 6 (peer) + 26 (sysinfo) + 4 (checksum) = 48 + noise
+    first = encode_tcp(message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO, noise=300 - 48))
+    second = encode_tcp(message(rng, _TCP_CONTROL, noise=rng.randrange(0, 41)))
+    assert len(first) == 300
+    s.send(True, first + second, cuts=[150, len(first) + 1], ack_every=1)
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-data-transfer", tcp_data=2)
+def _tcp_data_transfer(rng: random.Random) -> list[Packet]:
+    """A TCP session to 198.51.100.77's TCP port (index 0) carrying two data transfers from
+    client to server (flags 0x804D: peer + data block of 500 bytes), each in its own segment and
+    acked. A correct detector reports two TCP data messages."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER3, t.now, 0)
+    s = t.tcp(PROBER2, ephemeral_port(rng, (dport,)), LISTENER3, dport).open()
+    for _ in range(2):
+        msg = message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(500))
+        s.send(True, encode_tcp(msg))
+    s.close()
+    return t.packets
+
+
+# --- negative scenarios ----------------------------------------------------------------------
+
+
+@_scenario("neg-bad-checksum")
+def _neg_bad_checksum(rng: random.Random) -> list[Packet]:
+    """Conficker-shaped traffic on real listener ports whose checksums are wrong (low bit
+    flipped): three UDP datagrams (probe 0x8001, reply 0x8089 with noise, data transfer 0x8049)
+    and a TCP session carrying a 0x8005 control message and a 0x804D data transfer. A correct
+    detector reports nothing."""
+    t = Trace(rng)
+    udp_msgs = (
+        message(rng, _CONTROL),
+        message(rng, _CONTROL | FLAG_PEER | FLAG_SYSINFO, noise=rng.randrange(1, 41)),
+        message(rng, _CONTROL | FLAG_PEER | FLAG_DATA),
+    )
+    for i, msg in enumerate(udp_msgs):
+        dport = listener_port(LISTENER, t.now, UDP_INDEXES[i % 2])
+        sport = ephemeral_port(rng, (dport,))
+        t.udp(PROBER, sport, LISTENER, dport, encode(msg, bad_checksum=True), gap=0.01)
+    dport = listener_port(LISTENER2, t.now, 0)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER2, dport).open()
+    s.send(True, encode_tcp(message(rng, _TCP_CONTROL), bad_checksum=True))
+    data = message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(300))
+    s.send(True, encode_tcp(data, bad_checksum=True))
+    s.close()
+    return t.packets
+
+
+@_scenario("neg-truncated")
+def _neg_truncated(rng: random.Random) -> list[Packet]:
+    """Valid messages with missing bytes, on real listener ports: three UDP datagrams holding
+    a noise-free message (peer + system-info, data transfer, peer + system-info) cut short by
+    1, 4 and 10 bytes; one TCP session whose length prefix is correct but the stream ends 10
+    bytes before the message does; one TCP session whose prefix announces 1024 bytes but only a
+    complete 48-byte message follows before FIN. A correct detector reports nothing."""
+    t = Trace(rng)
+    udp_msgs = (
+        message(rng, _CONTROL | FLAG_PEER | FLAG_SYSINFO),
+        message(rng, _CONTROL | FLAG_PEER | FLAG_DATA),
+        message(rng, _CONTROL | FLAG_PEER | FLAG_SYSINFO),
+    )
+    for i, (msg, cut) in enumerate(zip(udp_msgs, (1, 4, 10), strict=True)):
+        dport = listener_port(LISTENER, t.now, UDP_INDEXES[i % 2])
+        sport = ephemeral_port(rng, (dport,))
+        t.udp(PROBER, sport, LISTENER, dport, encode(msg)[:-cut], gap=0.01)
+
+    dport = listener_port(LISTENER2, t.now, 0)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER2, dport).open()
+    framed = encode_tcp(message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO, noise=20))
+    s.send(True, framed[:-10])
+    s.close()
+
+    dport = listener_port(LISTENER3, t.now, 2)
+    s = t.tcp(PROBER2, ephemeral_port(rng, (dport,)), LISTENER3, dport).open()
+    body = encode(message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO))
+    s.send(True, struct.pack("<H", 1024) + body)
+    s.close()
+    return t.packets
+
+
+@_scenario("neg-random-udp")
+def _neg_random_udp(rng: random.Random) -> list[Packet]:
+    """200 UDP datagrams of random bytes (14-1400 bytes) between random documentation hosts,
+    from and to random non-blacklisted ports >= 2048. A correct detector reports nothing."""
+    t = Trace(rng)
+    for _ in range(200):
+        taken: set[str] = set()
+        src, dst = doc_address(rng, taken), doc_address(rng, taken)
+        payload = rng.randbytes(rng.randrange(14, 1401))
+        t.udp(src, high_port(rng), dst, high_port(rng), payload, gap=0.003)
+    return t.packets
+
+
+def _dns_name(name: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.split(".")) + b"\0"
+
+
+def _dns_query(qid: int, name: str, qtype: int) -> bytes:
+    return (
+        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+        + _dns_name(name)
+        + struct.pack("!HH", qtype, 1)
+    )
+
+
+def _dns_answer(qid: int, name: str, qtype: int, rdata: bytes) -> bytes:
+    header = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+    question = _dns_name(name) + struct.pack("!HH", qtype, 1)
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 300, len(rdata)) + rdata
+    return header + question + answer
+
+
+@_scenario("neg-services")
+def _neg_services(rng: random.Random) -> list[Packet]:
+    """Ordinary UDP services: DNS A/AAAA/TXT queries and answers (client ports 1024-65535 to
+    port 53, among them one from a high non-blacklisted client port), NTPv4 client/server
+    exchanges (port 123), an SSDP M-SEARCH to 239.255.255.250:1900, and QUIC-like Initial
+    packets (1200 bytes, first byte 0xc0-0xff) to and from UDP 443 on a non-blacklisted client
+    port. A correct detector reports nothing."""
+    t = Trace(rng)
+    client = PROBER
+    names = (
+        ("www.example.com", 1, ipaddress.IPv4Address("203.0.113.43").packed),
+        ("mail.example.org", 28, ipaddress.IPv6Address("2001:db8::25").packed),
+        ("example.net", 16, b"\x0fv=spf1 -all ok!"),
+    )
+    for i, (name, qtype, rdata) in enumerate(names):
+        sport = rng.randrange(1024, 65536)
+        if i == 2:
+            sport = ephemeral_port(rng)  # high, non-blacklisted client port
+        qid = rng.getrandbits(16)
+        t.udp(client, sport, RESOLVER, 53, _dns_query(qid, name, qtype), gap=0.01)
+        t.udp(RESOLVER, 53, client, sport, _dns_answer(qid, name, qtype, rdata), gap=0.012)
+
+    for sport in (123, ephemeral_port(rng)):
+        xmit = rng.getrandbits(64)
+        request = struct.pack("!BBbb", 0x23, 0, 6, -20) + bytes(36) + struct.pack("!Q", xmit)
+        t.udp(client, sport, NTP_SERVER, 123, request, gap=0.01)
+        stamps = (rng.getrandbits(64), xmit, rng.getrandbits(64), rng.getrandbits(64))
+        header = struct.pack("!BBbbII4s", 0x24, 2, 6, -23, 0x200, 0x300, b"\xc6\x33\x64\x01")
+        reply = header + struct.pack("!QQQQ", *stamps)  # reference, origin, receive, transmit
+        t.udp(NTP_SERVER, 123, client, sport, reply, gap=0.02)
+
+    msearch = (
+        b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\n'
+        b"MX: 1\r\nST: ssdp:all\r\n\r\n"
+    )
+    t.udp(client, ephemeral_port(rng), SSDP_GROUP, 1900, msearch, gap=0.01)
+
+    qport = ephemeral_port(rng)
+    dcid = rng.randbytes(8)
+    for to_server in (True, True, False, False):
+        first = rng.randrange(0xC0, 0x100)
+        header = bytes([first]) + struct.pack("!I", 1) + b"\x08" + dcid + b"\x00"
+        payload = header + rng.randbytes(1200 - len(header))
+        if to_server:
+            t.udp(client, qport, WEB_SERVER, 443, payload, gap=0.005)
+        else:
+            t.udp(WEB_SERVER, 443, client, qport, payload, gap=0.015)
+    return t.packets
+
+
+@_scenario("neg-random-tcp")
+def _neg_random_tcp(rng: random.Random) -> list[Packet]:
+    """10 complete TCP sessions between random documentation hosts on random non-blacklisted
+    ports >= 2048, each carrying 3-6 segments of random bytes (20-1400 bytes) in both
+    directions. A correct detector reports nothing."""
+    t = Trace(rng)
+    for _ in range(10):
+        taken: set[str] = set()
+        src, dst = doc_address(rng, taken), doc_address(rng, taken)
+        s = t.tcp(src, high_port(rng), dst, high_port(rng)).open()
+        for i in range(rng.randrange(3, 7)):
+            s.send(i % 2 == 0, rng.randbytes(rng.randrange(20, 1401)))
+        s.close()
+        t.advance(0.05)
+    return t.packets
+
+
+# --- large inputs ----------------------------------------------------------------------------
+
+
+@_scenario("tcp-large-message", large=True, tcp_data=1)
+def _tcp_large_message(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 0) carrying one message of exactly
+    65535 bytes (length prefix 0xFFFF; flags 0x804D, data block of 65512 bytes filling it),
+    sent as 1460-byte segments, the server ACKing every second segment. A correct detector
+    reports one TCP data message and must not hit Lua memory or instruction limits."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 0)
+    s = t.tcp(PROBER, ephemeral_port(rng, (dport,)), LISTENER, dport).open()
+    # 8 (key) + 2 (flags) + 6 (peer) + 3 (data header) + L + 4 (checksum) = 65535
+    msg = message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(65535 - 23))
+    framed = encode_tcp(msg)
+    assert framed[:2] == b"\xff\xff" and len(framed) == 65537
+    s.send(True, framed)
+    s.close()
+    return t.packets
+
+
+@_scenario("udp-large-fragmented", large=True, udp_data=1)
+def _udp_large_fragmented(rng: random.Random) -> list[Packet]:
+    """One UDP datagram of 65000 payload bytes to 203.0.113.200's UDP port (index 3) holding
+    a valid data transfer (flags 0x8049, data block of 64977 bytes), sent as 44 IP fragments of
+    at most 1480 bytes. A correct detector (after IP defragmentation) reports one UDP data
+    message and must not hit Lua limits."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 3)
+    sport = ephemeral_port(rng, (dport,))
+    # 8 (key) + 2 (flags) + 6 (peer) + 3 (data header) + L + 4 (checksum) = 65000
+    msg = message(rng, _CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(65000 - 23))
+    payload = encode(msg)
+    assert len(payload) == 65000
+    t.udp_fragmented(PROBER, sport, LISTENER, dport, payload)
+    return t.packets
+
+
+# --- output ----------------------------------------------------------------------------------
+
+EXPECTED: dict[str, dict[str, int]] = {s.name: dict(s.expect) for s in SCENARIOS}
+
+
+def by_name(name: str) -> Scenario:
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise KeyError(name)
+
+
+def write_pcap(path: pathlib.Path, packets: list[Packet]) -> pathlib.Path:
+    """Write packets as a classic little-endian microsecond pcap with linktype 1."""
+    writer = PcapWriter(str(path), linktype=LINKTYPE_ETHERNET, endianness="<", sync=False)
+    try:
+        for pkt in packets:
+            writer.write(pkt)
+    finally:
+        writer.close()
+    return path
+
+
+def write_pcaps(outdir: pathlib.Path) -> list[pathlib.Path]:
+    """Write one <outdir>/<name>.pcap per scenario (creating outdir); return the paths."""
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    return [write_pcap(outdir / s.filename, s.packets()) for s in SCENARIOS]
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "pcaps")
+    for written in write_pcaps(target):
+        print(written, written.stat().st_size)

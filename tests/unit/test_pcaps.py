@@ -1,0 +1,413 @@
+"""Tests for generator.pcaps: determinism, decoded message counts, port rules, TCP sanity."""
+
+from __future__ import annotations
+
+import pathlib
+import struct
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP, defragment
+from scapy.packet import Packet
+from scapy.utils import rdpcap
+
+from generator import pcaps, protocol
+from generator.protocol import DecodeError, Message, TcpStreamDecoder
+
+NAMES = [s.name for s in pcaps.SCENARIOS]
+POSITIVE = [s.name for s in pcaps.SCENARIOS if not s.negative]
+NEGATIVE = [s.name for s in pcaps.SCENARIOS if s.negative]
+
+REQUIRED = {
+    "udp-probe",
+    "udp-reply-sysinfo",
+    "udp-data-transfer",
+    "udp-noise",
+    "udp-burst",
+    "tcp-session",
+    "tcp-multi-segment",
+    "tcp-split",
+    "tcp-data-transfer",
+    "neg-bad-checksum",
+    "neg-truncated",
+    "neg-random-udp",
+    "neg-services",
+    "neg-random-tcp",
+    "tcp-large-message",
+    "udp-large-fragmented",
+}
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    out = tmp_path_factory.mktemp("pcaps")
+    pcaps.write_pcaps(out)
+    return out
+
+
+# --- reading pcaps back ----------------------------------------------------------------------
+
+FlowKey = tuple[str, int, str, int]
+
+
+@dataclass
+class Decoded:
+    """What the reference codec finds in one pcap."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(pcaps.EXPECT_KEYS, 0))
+    udp_hits: list[tuple[Packet, Message]] = field(default_factory=list)
+    tcp_hits: dict[FlowKey, list[Message]] = field(default_factory=dict)
+    udp_datagrams: int = 0
+    tcp_bytes: int = 0
+
+
+def _is_fragment(pkt: Packet) -> bool:
+    return bool(pkt[IP].flags.MF) or pkt[IP].frag != 0
+
+
+def tcp_streams(packets: list[Packet]) -> dict[FlowKey, bytes]:
+    """Each TCP direction's payload, segments sorted by seq (relative to the SYN) and joined."""
+    isn: dict[FlowKey, int] = {}
+    segments: dict[FlowKey, dict[int, bytes]] = defaultdict(dict)
+    for pkt in packets:
+        if TCP not in pkt:
+            continue
+        ip, tcp = pkt[IP], pkt[TCP]
+        key = (ip.src, tcp.sport, ip.dst, tcp.dport)
+        if tcp.flags.S:
+            isn[key] = (tcp.seq + 1) & 0xFFFFFFFF
+        payload = bytes(tcp.payload)
+        if payload:
+            rel = (tcp.seq - isn[key]) & 0xFFFFFFFF
+            assert segments[key].get(rel, payload) == payload, "conflicting retransmission"
+            segments[key][rel] = payload
+    streams: dict[FlowKey, bytes] = {}
+    for key, by_seq in segments.items():
+        data = bytearray()
+        for rel in sorted(by_seq):
+            assert rel == len(data), f"gap or overlap in {key} at {rel}"
+            data += by_seq[rel]
+        streams[key] = bytes(data)
+    return streams
+
+
+def decode_pcap(path: pathlib.Path) -> Decoded:
+    packets = list(defragment(rdpcap(str(path))))
+    out = Decoded()
+    for pkt in packets:
+        if UDP not in pkt:
+            continue
+        assert not _is_fragment(pkt), "fragment left after defragment()"
+        payload = bytes(pkt[UDP].payload)
+        assert pkt[UDP].len == 8 + len(payload)
+        out.udp_datagrams += 1
+        try:
+            msg = protocol.decode(payload)
+        except DecodeError:
+            continue
+        out.counts[f"udp_{msg.kind}"] += 1
+        out.udp_hits.append((pkt, msg))
+    for key, data in tcp_streams(packets).items():
+        out.tcp_bytes += len(data)
+        decoder = TcpStreamDecoder()
+        msgs = decoder.feed(data)
+        for msg in msgs:
+            out.counts[f"tcp_{msg.kind}"] += 1
+        if msgs:
+            out.tcp_hits[key] = msgs
+    return out
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+def test_scenario_names_and_expectations() -> None:
+    assert set(NAMES) == REQUIRED
+    assert len(NAMES) == len(set(NAMES))
+    for s in pcaps.SCENARIOS:
+        assert set(s.expect) == set(pcaps.EXPECT_KEYS)
+        assert pcaps.EXPECTED[s.name] == s.expect
+        assert s.description and "correct" in s.description
+        assert s.negative == s.name.startswith("neg-")
+    assert pcaps.by_name("udp-burst").expect["udp_control"] == 12
+    assert pcaps.by_name("tcp-multi-segment").expect["tcp_control"] == 3
+    assert pcaps.by_name("tcp-large-message").expect["tcp_data"] == 1
+    assert pcaps.by_name("udp-large-fragmented").expect["udp_data"] == 1
+
+
+def test_seed_is_stable_crc32() -> None:
+    for s in pcaps.SCENARIOS:
+        assert s.seed == zlib.crc32(s.name.encode())
+
+
+# --- (a) determinism -------------------------------------------------------------------------
+
+
+def test_write_twice_identical(tmp_path: pathlib.Path) -> None:
+    first = pcaps.write_pcaps(tmp_path / "a")
+    second = pcaps.write_pcaps(tmp_path / "b")
+    assert [p.name for p in first] == [f"{n}.pcap" for n in NAMES]
+    assert [p.name for p in second] == [p.name for p in first]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+# --- file format -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pcap_header_time_and_size(outdir: pathlib.Path, name: str) -> None:
+    path = outdir / f"{name}.pcap"
+    raw = path.read_bytes()
+    magic, major, minor, _, _, snaplen, linktype = struct.unpack_from("<IHHiIII", raw)
+    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1)
+    assert snaplen >= 1514
+    if not pcaps.by_name(name).large:
+        assert len(raw) < 200_000
+    packets = rdpcap(str(path))
+    times = [p.time for p in packets]
+    assert times[0] == pcaps.BASE_TS
+    assert times == sorted(times)
+    assert times[-1] - times[0] < 900  # well inside epoch week 2968
+    assert protocol.epoch_week(float(times[-1])) == protocol.epoch_week(pcaps.BASE_TS) == 2968
+    for pkt in packets:
+        assert IP in pkt
+        for addr in (pkt[IP].src, pkt[IP].dst):
+            assert addr.startswith(("192.0.2.", "198.51.100.", "203.0.113.", "239.255.255.250"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checksums_valid(outdir: pathlib.Path, name: str) -> None:
+    """IP, UDP and TCP checksums as written equal the ones scapy recomputes."""
+    for pkt in rdpcap(str(outdir / f"{name}.pcap")):
+        layers = [IP]
+        if not _is_fragment(pkt):
+            layers += [layer for layer in (UDP, TCP) if layer in pkt]
+        fresh = pkt.copy()
+        for layer in layers:
+            del fresh[layer].chksum
+        fresh = fresh.__class__(bytes(fresh))
+        for layer in layers:
+            assert pkt[layer].chksum == fresh[layer].chksum, (name, layer.__name__)
+
+
+# --- (b) + (c) decoded counts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decoded_counts_match_expected(outdir: pathlib.Path, name: str) -> None:
+    decoded = decode_pcap(outdir / f"{name}.pcap")
+    assert decoded.counts == pcaps.EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", NEGATIVE)
+def test_negatives_decode_to_nothing(outdir: pathlib.Path, name: str) -> None:
+    decoded = decode_pcap(outdir / f"{name}.pcap")
+    assert decoded.udp_hits == []
+    assert decoded.tcp_hits == {}
+    assert decoded.udp_datagrams + decoded.tcp_bytes > 0  # there is traffic, just no messages
+
+
+def test_negative_volumes(outdir: pathlib.Path) -> None:
+    random_udp = rdpcap(str(outdir / "neg-random-udp.pcap"))
+    assert len(random_udp) == 200
+    for pkt in random_udp:
+        assert 14 <= len(bytes(pkt[UDP].payload)) <= 1400
+        assert pkt[UDP].sport >= 2048 and pkt[UDP].dport >= 2048
+        assert not protocol.is_blacklisted(pkt[UDP].sport)
+        assert not protocol.is_blacklisted(pkt[UDP].dport)
+    random_tcp = rdpcap(str(outdir / "neg-random-tcp.pcap"))
+    syns = [p for p in random_tcp if p[TCP].flags == "S"]
+    assert len(syns) == 10
+    streams = tcp_streams(list(random_tcp))
+    assert len(streams) == 20  # data in both directions of every session
+    services = rdpcap(str(outdir / "neg-services.pcap"))
+    ports = {p[UDP].dport for p in services} | {p[UDP].sport for p in services}
+    assert {53, 123, 1900, 443} <= ports
+    dns_high = [
+        p
+        for p in services
+        if p[UDP].dport == 53
+        and p[UDP].sport >= 49152
+        and not protocol.is_blacklisted(p[UDP].sport)
+    ]
+    assert dns_high
+    quic = [p for p in services if 443 in (p[UDP].sport, p[UDP].dport)]
+    assert quic and all(
+        len(bytes(p[UDP].payload)) == 1200 and bytes(p[UDP].payload)[0] >= 0xC0 for p in quic
+    )
+
+
+def test_bad_checksum_only_differs_in_checksum(outdir: pathlib.Path) -> None:
+    """The neg-bad-checksum messages become valid if the checksum's low bit is flipped back."""
+    packets = list(rdpcap(str(outdir / "neg-bad-checksum.pcap")))
+    fixed = 0
+    for pkt in packets:
+        if UDP in pkt:
+            fixed += _decodes_after_fixing_checksum(bytes(pkt[UDP].payload))
+    for data in tcp_streams(packets).values():
+        pos = 0
+        while pos + 2 <= len(data):
+            (length,) = struct.unpack_from("<H", data, pos)
+            fixed += _decodes_after_fixing_checksum(data[pos + 2 : pos + 2 + length])
+            pos += 2 + length
+    assert fixed == 5
+
+
+def _decodes_after_fixing_checksum(payload: bytes) -> bool:
+    """Try flipping the low bit of the checksum at every plausible checksum offset."""
+    for pos in range(8 + 2, len(payload) - 3):
+        candidate = bytearray(payload)
+        candidate[pos] ^= 1  # flipping a ciphertext bit flips the same plaintext bit
+        try:
+            protocol.decode(bytes(candidate))
+        except DecodeError:
+            continue
+        return True
+    return False
+
+
+# --- positives in detail ---------------------------------------------------------------------
+
+
+def test_udp_burst_timing(outdir: pathlib.Path) -> None:
+    packets = rdpcap(str(outdir / "udp-burst.pcap"))
+    assert [p.time - pcaps.BASE_TS for p in packets] == [60 * i for i in range(12)]
+    assert len({p[IP].src for p in packets}) == 1
+    assert len({p[IP].dst for p in packets}) == 12
+
+
+def test_udp_noise_lengths(outdir: pathlib.Path) -> None:
+    decoded = decode_pcap(outdir / "udp-noise.pcap")
+    noise = [len(msg.noise) for _, msg in decoded.udp_hits]
+    assert noise[0] == 0 and all(0 < n <= 40 for n in noise[1:])
+    assert len({p[IP].src for p, _ in decoded.udp_hits}) == 3
+    assert len({p[IP].dst for p, _ in decoded.udp_hits}) == 3
+
+
+def test_udp_reply_sysinfo(outdir: pathlib.Path) -> None:
+    decoded = decode_pcap(outdir / "udp-reply-sysinfo.pcap")
+    (probe_pkt, probe), (reply_pkt, reply) = decoded.udp_hits
+    assert probe.flags == 0x8001 and probe.noise == b""
+    assert reply.flags & 0x0088 == 0x0088 and not reply.flags & protocol.FLAG_DATA
+    assert reply.sysinfo is not None and len(reply.sysinfo) == 26
+    assert (reply_pkt[IP].src, reply_pkt[UDP].sport) == (probe_pkt[IP].dst, probe_pkt[UDP].dport)
+    assert (reply.peer_ip, reply.peer_port) == (probe_pkt[IP].src, probe_pkt[UDP].sport)
+
+
+def test_udp_data_transfer_block(outdir: pathlib.Path) -> None:
+    ((_, msg),) = decode_pcap(outdir / "udp-data-transfer.pcap").udp_hits
+    assert msg.flags == 0x8049 and msg.data is not None and len(msg.data) == 200
+
+
+def test_tcp_split_layout(outdir: pathlib.Path) -> None:
+    packets = rdpcap(str(outdir / "tcp-split.pcap"))
+    payloads = [bytes(p[TCP].payload) for p in packets if len(p[TCP].payload)]
+    assert len(payloads) == 3
+    (first_len,) = struct.unpack_from("<H", payloads[0])
+    assert first_len + 2 == 300 and len(payloads[0]) < 300
+    assert len(payloads[0]) + len(payloads[1]) == 300 + 1  # ends after 1st length byte of msg 2
+    second_len = payloads[1][-1] | payloads[2][0] << 8
+    assert len(payloads[2]) == 1 + second_len
+    decoded = decode_pcap(outdir / "tcp-split.pcap")
+    (msgs,) = decoded.tcp_hits.values()
+    assert msgs[0].sysinfo is not None and msgs[0].noise
+
+
+def test_tcp_multi_segment_single_segment(outdir: pathlib.Path) -> None:
+    packets = rdpcap(str(outdir / "tcp-multi-segment.pcap"))
+    payloads = [bytes(p[TCP].payload) for p in packets if len(p[TCP].payload)]
+    assert len(payloads) == 1
+    assert len(TcpStreamDecoder().feed(payloads[0])) == 3
+
+
+def test_tcp_data_transfer_sizes(outdir: pathlib.Path) -> None:
+    (msgs,) = decode_pcap(outdir / "tcp-data-transfer.pcap").tcp_hits.values()
+    assert [len(m.data or b"") for m in msgs] == [500, 500]
+
+
+def test_large_inputs(outdir: pathlib.Path) -> None:
+    packets = rdpcap(str(outdir / "tcp-large-message.pcap"))
+    (stream,) = tcp_streams(list(packets)).values()
+    assert stream[:2] == b"\xff\xff" and len(stream) == 2 + 65535
+    assert max(len(p[TCP].payload) for p in packets) == pcaps.MSS
+    (msgs,) = decode_pcap(outdir / "tcp-large-message.pcap").tcp_hits.values()
+    assert msgs[0].kind == "data"
+
+    frags = rdpcap(str(outdir / "udp-large-fragmented.pcap"))
+    assert len(frags) > 40 and all(_is_fragment(p) for p in frags)
+    assert max(len(p[IP].payload) for p in frags) == 1480
+    ((pkt, msg),) = decode_pcap(outdir / "udp-large-fragmented.pcap").udp_hits
+    assert 64_000 <= len(pkt[UDP].payload) <= 65_507 and msg.kind == "data"
+
+
+# --- (d) ports -------------------------------------------------------------------------------
+
+
+def _listener_ports(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
+    ports = protocol.ports(ip, protocol.epoch_week(ts))
+    return {ports[i] for i in indexes}
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
+    """Every message travels to or from a real, non-blacklisted Conficker listener port, and the
+    other end uses a non-blacklisted port too."""
+    decoded = decode_pcap(outdir / f"{name}.pcap")
+    for pkt, _ in decoded.udp_hits:
+        ts = float(pkt.time)
+        ip, udp = pkt[IP], pkt[UDP]
+        to_listener = udp.dport in _listener_ports(ip.dst, ts, (1, 3))
+        from_listener = udp.sport in _listener_ports(ip.src, ts, (1, 3))
+        assert to_listener or from_listener
+        assert not protocol.is_blacklisted(udp.sport)
+        assert not protocol.is_blacklisted(udp.dport)
+
+    packets = rdpcap(str(outdir / f"{name}.pcap"))
+    syns = {
+        (p[IP].src, p[TCP].sport, p[IP].dst, p[TCP].dport): float(p.time)
+        for p in packets
+        if TCP in p and p[TCP].flags == "S"
+    }
+    for key in decoded.tcp_hits:
+        client, cport, server, sport = key if key in syns else (key[2], key[3], key[0], key[1])
+        ts = syns[(client, cport, server, sport)]
+        assert sport in _listener_ports(server, ts, (0, 2))
+        assert not protocol.is_blacklisted(sport)
+        assert not protocol.is_blacklisted(cport)
+
+
+# --- TCP well-formedness ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "tcp" in n or n.startswith("neg-")])
+def test_tcp_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
+    """Handshake first, every data segment acked by the peer, FIN from both ends, final ACK."""
+    flows: dict[frozenset, list[Packet]] = defaultdict(list)
+    for pkt in rdpcap(str(outdir / f"{name}.pcap")):
+        if TCP in pkt:
+            ends = frozenset({(pkt[IP].src, pkt[TCP].sport), (pkt[IP].dst, pkt[TCP].dport)})
+            flows[ends].append(pkt)
+    for pkts in flows.values():
+        syn, synack, ack = pkts[:3]
+        assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
+        assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
+        assert ack[TCP].ack == (synack[TCP].seq + 1) & 0xFFFFFFFF
+        client = (syn[IP].src, syn[TCP].sport)
+        nxt = {True: ack[TCP].seq, False: ack[TCP].ack}
+        acked = {True: ack[TCP].seq, False: ack[TCP].ack}
+        fins = {True: False, False: False}
+        for pkt in pkts[3:]:
+            from_client = (pkt[IP].src, pkt[TCP].sport) == client
+            tcp = pkt[TCP]
+            assert tcp.seq == nxt[from_client], "out-of-order or overlapping segment"
+            assert "A" in tcp.flags and tcp.ack == nxt[not from_client]
+            acked[not from_client] = tcp.ack
+            nxt[from_client] = (nxt[from_client] + len(tcp.payload)) & 0xFFFFFFFF
+            if "F" in tcp.flags:
+                fins[from_client] = True
+                nxt[from_client] = (nxt[from_client] + 1) & 0xFFFFFFFF
+        assert fins == {True: True, False: True}
+        assert acked == nxt, "every byte and FIN acknowledged"
