@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jinja2
 
-from .spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
+from .spec import Options, Rule, Signature, Spec, rule_sid
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BANNER = "Generated from {source} by `cfp2p render`; do not edit: change the spec and render."
@@ -50,11 +49,8 @@ def _dsize(spec: Spec) -> dict[str, str]:
 
 
 def _banner(spec: Spec) -> str:
-    return BANNER.format(
-        source=os.path.relpath(spec.source)
-        if os.path.isabs(spec.source) and not os.path.relpath(spec.source).startswith("..")
-        else spec.source
-    )
+    # The file name only: the output must not depend on where the spec was read from.
+    return BANNER.format(source=Path(spec.source).name)
 
 
 def options_line(opts: Options) -> str:
@@ -181,5 +177,4 @@ __all__ = [
     "write_tree",
     "Names",
     "options_line",
-    "DecoderRule",
 ]

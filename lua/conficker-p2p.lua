@@ -1,4 +1,4 @@
--- Generated from spec/conficker-p2p.yaml by `cfp2p render`; do not edit: change the spec and render.
+-- Generated from conficker-p2p.yaml by `cfp2p render`; do not edit: change the spec and render.
 --
 -- Conficker C P2P decoder for Suricata 7.0 (LuaJIT) and 8.0 (Lua 5.4 sandbox).
 -- Called by the pack's decoder rules, once per candidate packet; it never
