@@ -10,8 +10,8 @@
 --
 -- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
 -- bit operators and Suricata 8 blocks `load`), small tables built once per
--- Lua state, no allocation per packet but the state of a TCP stream with a
--- message in flight.
+-- Lua state, no allocation per packet but the state of a TCP stream left with
+-- a message in flight (and the flowvar strings of a valid message).
 
 local ENGINE7 = _VERSION == "Lua 5.1"
 
@@ -40,7 +40,7 @@ local BLACKLIST = {
 }
 -- Largest number of bytes deciphered in one call: keeps Suricata 8 below its
 -- Lua instruction limit (500,000 by default).
-local BUDGET = 3000
+local BUDGET = 6000
 
 -- Decoder rules (sid -> transport, listener side), so that a Lua state knows
 -- which rule it serves without asking per packet.
@@ -128,6 +128,31 @@ local function layout(s)
   if s.lenat < 0 then s.hlen = off end
 end
 
+-- Decipher and hash bytes p[i .. last] of the checksummed body, with nothing
+-- to record: the hot loop for data blocks. Returns the new cipher and
+-- checksum state.
+local function crunch(p, i, last, klo, khi, g)
+  for k = i, last do
+    local c = byte(p, k)
+    local tlo, thi = 0, 0
+    if klo >= 2147483648 then klo = klo - 2147483648; tlo = 1 end
+    if khi >= 2147483648 then khi = khi - 2147483648; thi = 1 end
+    klo = klo * 2 + thi
+    khi = khi * 2 + tlo
+    local ks = klo % 256
+    local b = X[LO[c] * 16 + LO[ks]] + 16 * X[HI16[c] + HI[ks]]
+    klo = klo + ks
+    if klo >= 4294967296 then
+      klo = klo - 4294967296
+      khi = (khi + 1) % 4294967296
+    end
+    local gl = g % 256
+    g = g - gl + X[LO[gl] * 16 + LO[b]] + 16 * X[HI16[gl] + HI[b]]
+    if g >= 2147483648 then g = (g - 2147483648) * 2 + 1 else g = g * 2 end
+  end
+  return klo, khi, g
+end
+
 -- Feed bytes p[i .. j] of the current frame. Returns the index after the
 -- last byte consumed and a verdict: nil (needs more bytes), false (not a
 -- message) or the message kind (1 control, 2 data).
@@ -153,6 +178,17 @@ local function feed(s, p, i, j)
         pos = pos + skip; i = i + skip
         break
       end
+      local hlen = s.hlen
+      if hlen > 0 and pos < hlen and pos > s.lenat + 1 then
+        -- inside the data block: the whole run at hand in one go
+        local run = hlen - pos
+        if run > j - i + 1 then run = j - i + 1 end
+        work = work + run
+        if work > BUDGET then s.pos = pos; return i, false end
+        klo, khi, g = crunch(p, i, i + run - 1, klo, khi, g)
+        pos = pos + run; i = i + run
+        goto continue
+      end
       work = work + 1
       if work > BUDGET then
         s.pos = pos
@@ -170,7 +206,6 @@ local function feed(s, p, i, j)
         khi = khi + 1
         if khi >= 4294967296 then khi = khi - 4294967296 end
       end
-      local hlen = s.hlen
       if hlen == 0 or pos < hlen then
         local gl = g % 256
         g = g - gl + xor8(gl, b)
@@ -199,6 +234,7 @@ local function feed(s, p, i, j)
     end
     pos = pos + 1
     i = i + 1
+    ::continue::
   end
   s.pos, s.klo, s.khi, s.g = pos, klo, khi, g
   if pos < flen then return i, nil end
@@ -289,6 +325,7 @@ end
 local mode            -- this state's entry of MODES, found on the first call
 local udp_state = {}  -- reused for every datagram
 local streams = {}    -- TCP direction (flow id) -> frame in flight
+local spare = {}      -- frame state for the next TCP frame; kept only if left in flight
 local nstreams = 0
 local MAX_STREAMS = 512
 
@@ -320,7 +357,7 @@ local function tcp_segment(p, fid)
         i = i + TCP_LENGTH_SIZE
       end
       if flen < MIN_MESSAGE then s = nil; break end
-      s = s or {}
+      s = s or spare
       reset(s, flen)
     end
     local verdict
@@ -332,6 +369,7 @@ local function tcp_segment(p, fid)
     s = nil
   end
   if s ~= nil then
+    if s == spare then spare = {} end
     if nstreams >= MAX_STREAMS then streams = {}; nstreams = 0 end
     streams[fid] = s
     nstreams = nstreams + 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from engines import ENGINES, ROOT, Engine, Run
-from scapy.utils import rdpcap
+from scapy.all import rdpcap
 
 from generator import render, spec
 
