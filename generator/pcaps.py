@@ -29,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.l2 import Ether
+from scapy.layers.ntp import NTPHeader
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
 
@@ -573,23 +575,13 @@ def _neg_random_udp(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-def _dns_name(name: str) -> bytes:
-    return b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.split(".")) + b"\0"
-
-
 def _dns_query(qid: int, name: str, qtype: int) -> bytes:
-    return (
-        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-        + _dns_name(name)
-        + struct.pack("!HH", qtype, 1)
-    )
+    return bytes(DNS(id=qid, rd=1, qd=DNSQR(qname=name, qtype=qtype)))
 
 
-def _dns_answer(qid: int, name: str, qtype: int, rdata: bytes) -> bytes:
-    header = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
-    question = _dns_name(name) + struct.pack("!HH", qtype, 1)
-    answer = b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 300, len(rdata)) + rdata
-    return header + question + answer
+def _dns_answer(qid: int, name: str, qtype: int, rdata: bytes | str) -> bytes:
+    answer = DNSRR(rrname=name, type=qtype, ttl=300, rdata=rdata)
+    return bytes(DNS(id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name, qtype=qtype), an=answer))
 
 
 @_scenario("neg-services")
@@ -602,9 +594,9 @@ def _neg_services(rng: random.Random) -> list[Packet]:
     t = Trace(rng)
     client = PROBER
     names = (
-        ("www.example.com", 1, ipaddress.IPv4Address("203.0.113.43").packed),
-        ("mail.example.org", 28, ipaddress.IPv6Address("2001:db8::25").packed),
-        ("example.net", 16, b"\x0fv=spf1 -all ok!"),
+        ("www.example.com", 1, "203.0.113.43"),
+        ("mail.example.org", 28, "2001:db8::25"),
+        ("example.net", 16, [b"v=spf1 -all ok!"]),
     )
     for i, (name, qtype, rdata) in enumerate(names):
         sport = rng.randrange(1024, 65536)
@@ -616,12 +608,23 @@ def _neg_services(rng: random.Random) -> list[Packet]:
 
     for sport in (123, ephemeral_port(rng)):
         xmit = rng.getrandbits(64)
-        request = struct.pack("!BBbb", 0x23, 0, 6, -20) + bytes(36) + struct.pack("!Q", xmit)
-        t.udp(client, sport, NTP_SERVER, 123, request, gap=0.01)
-        stamps = (rng.getrandbits(64), xmit, rng.getrandbits(64), rng.getrandbits(64))
-        header = struct.pack("!BBbbII4s", 0x24, 2, 6, -23, 0x200, 0x300, b"\xc6\x33\x64\x01")
-        reply = header + struct.pack("!QQQQ", *stamps)  # reference, origin, receive, transmit
-        t.udp(NTP_SERVER, 123, client, sport, reply, gap=0.02)
+        request = NTPHeader(
+            version=4, mode=3, poll=6, precision=-20, ref=0, orig=0, recv=0, sent=xmit
+        )
+        t.udp(client, sport, NTP_SERVER, 123, bytes(request), gap=0.01)
+        reply = NTPHeader(
+            version=4,
+            mode=4,
+            stratum=2,
+            poll=6,
+            precision=-23,
+            id="198.51.100.1",
+            ref=rng.getrandbits(64),
+            orig=xmit,
+            recv=rng.getrandbits(64),
+            sent=rng.getrandbits(64),
+        )
+        t.udp(NTP_SERVER, 123, client, sport, bytes(reply), gap=0.02)
 
     msearch = (
         b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\n'
@@ -725,11 +728,3 @@ def write_pcaps(outdir: pathlib.Path) -> list[pathlib.Path]:
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     return [write_pcap(outdir / s.filename, s.packets()) for s in SCENARIOS]
-
-
-if __name__ == "__main__":
-    import sys
-
-    target = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "pcaps")
-    for written in write_pcaps(target):
-        print(written, written.stat().st_size)
