@@ -57,19 +57,6 @@ def options_line(opts: Options) -> str:
     return ", ".join(f"{f.name}={getattr(opts, f.name)}" for f in fields(opts))
 
 
-def _decoders(spec: Spec, opts: Options) -> list[dict]:
-    return [
-        dict(
-            transport=d.transport,
-            direction=d.direction,
-            listener=d.listener,
-            sid=rule_sid(opts, d),
-            rev=d.rev,
-        )
-        for d in spec.decoder.rules
-    ]
-
-
 def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
     if rule.report == "once_per_source":
         return f"threshold:type limit, track by_src, count 1, seconds {opts.report_interval}; "
@@ -96,52 +83,27 @@ def action(rule: Rule, opts: Options) -> str:
 
 
 def render_rules(spec: Spec, opts: Options) -> str:
-    signatures = [
-        dict(
-            name=s.name,
-            msg=s.msg,
-            classtype=s.classtype,
-            priority=s.priority,
-            matches=s.matches,
-            rules=[
-                dict(
-                    transport=r.transport,
-                    action=action(r, opts),
-                    sid=rule_sid(opts, r),
-                    rev=r.rev,
-                    report_keywords=_report_keywords(spec, s, r, opts),
-                    metadata=_metadata(spec, s),
-                )
-                for r in s.rules
-            ],
-        )
-        for s in spec.signatures
-    ]
     return _env.get_template("rules.j2").render(
         banner=_banner(spec),
         options_line=options_line(opts),
-        pack=spec.pack,
+        spec=spec,
         o=opts,
-        fi=Names.of(spec),
+        names=Names.of(spec),
         dsize=_dsize(spec),
-        decoder_msg=spec.decoder.msg,
-        decoders=_decoders(spec, opts),
-        classtype=spec.signatures[0].classtype,
-        signatures=signatures,
-        references=spec.references,
+        sid=lambda rule: rule_sid(opts, rule),
+        action=lambda rule: action(rule, opts),
+        report=lambda sig, rule: _report_keywords(spec, sig, rule, opts),
+        metadata=lambda sig: _metadata(spec, sig),
     )
 
 
 def render_lua(spec: Spec, opts: Options) -> str:
-    names = Names.of(spec)
     return _env.get_template("decoder.lua.j2").render(
         banner=_banner(spec),
+        spec=spec,
         p=spec.protocol,
-        fi=names,
-        fv=names,
-        decoders=_decoders(spec, opts),
-        budget=spec.decoder.budget,
-        max_streams=spec.decoder.max_streams,
+        names=Names.of(spec),
+        sid=lambda rule: rule_sid(opts, rule),
     )
 
 
