@@ -15,6 +15,10 @@ receiver ACKs and a FIN/ACK teardown, so Suricata's stream engine sees them as e
 
 Scenario.expect counts the valid messages a correct decoder finds, per transport and kind:
 keys udp_control, udp_data, tcp_control, tcp_data. Negatives expect zero everywhere.
+Scenario.attempts counts, per source address, what the scan count sees: UDP datagrams to one of
+the destination's computed UDP ports, and TCP connections whose SYN goes to one of its computed
+TCP ports (once per connection), for the packet's epoch week or, within WEEK_SLOP seconds of a
+rollover, the neighbouring one.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from generator.protocol import (
 )
 
 BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968
+ROLLOVER_TS = 1795996800  # 2026-11-30T00:00:00Z, the next week rollover (Monday)
+WEEK_SLOP = 900  # seconds around a rollover when the neighbouring week's ports count too
 LINKTYPE_ETHERNET = 1
 MSS = 1460
 WINDOW = 64240
@@ -69,6 +75,9 @@ RESOLVER = "198.51.100.53"
 NTP_SERVER = "198.51.100.123"
 WEB_SERVER = "203.0.113.43"
 SSDP_GROUP = "239.255.255.250"
+SCANNER = "192.0.2.66"
+SCANNER2 = "192.0.2.67"
+CLIENT = "198.51.100.20"
 
 UDP_INDEXES = (1, 3)
 TCP_INDEXES = (0, 2)
@@ -86,6 +95,7 @@ class Scenario:
     build: Callable[[random.Random], list[Packet]]
     expect: dict[str, int] = field(default_factory=dict)
     large: bool = False
+    attempts: dict[str, int] = field(default_factory=dict)  # source address -> attempts
 
     @property
     def seed(self) -> int:
@@ -110,7 +120,7 @@ SCENARIOS: list[Scenario] = []
 
 
 def _scenario(
-    name: str, *, large: bool = False, **expect: int
+    name: str, *, large: bool = False, attempts: dict[str, int] | None = None, **expect: int
 ) -> Callable[[Callable[[random.Random], list[Packet]]], Callable[[random.Random], list[Packet]]]:
     """Register a builder; its docstring becomes the scenario description."""
     unknown = set(expect) - set(EXPECT_KEYS)
@@ -122,7 +132,7 @@ def _scenario(
         build: Callable[[random.Random], list[Packet]],
     ) -> Callable[[random.Random], list[Packet]]:
         doc = " ".join((build.__doc__ or "").split())
-        SCENARIOS.append(Scenario(name, doc, build, counts, large))
+        SCENARIOS.append(Scenario(name, doc, build, counts, large, attempts or {}))
         return build
 
     return register
@@ -276,6 +286,24 @@ class Trace:
     def tcp(self, client: str, cport: int, server: str, sport: int) -> TcpSession:
         return TcpSession(self, client, cport, server, sport)
 
+    def at(self, ts: float) -> None:
+        """Move the clock forward to unix time ts; the next packet is sent then."""
+        t_us = round((ts - BASE_TS) * 1_000_000)
+        assert t_us >= self.t_us, "the clock only moves forward"
+        self.t_us = t_us
+
+    def syn(self, src: str, sport: int, dst: str, dport: int, seq: int, gap: float = 0.0) -> Packet:
+        """A bare connection attempt (SYN); send it again with the same seq to retransmit."""
+        tcp = TCP(
+            sport=sport, dport=dport, seq=seq, flags="S", window=WINDOW, options=[("MSS", MSS)]
+        )
+        return self.emit(self.ip(src, dst) / tcp, gap)
+
+    def rst(self, src: str, sport: int, dst: str, dport: int, ack: int, gap: float = 0.0) -> Packet:
+        """A closed port's answer to a SYN."""
+        tcp = TCP(sport=sport, dport=dport, seq=0, ack=ack, flags="RA", window=0)
+        return self.emit(self.ip(src, dst) / tcp, gap)
+
 
 class TcpSession:
     """A well-formed TCP connection: handshake, acked data in both directions, FIN teardown."""
@@ -353,7 +381,7 @@ _CONTROL = FLAG_ENCODED | FLAG_MODE  # 0x8001, a UDP probe
 _TCP_CONTROL = FLAG_ENCODED | FLAG_TCP | FLAG_MODE  # 0x8005
 
 
-@_scenario("udp-probe", udp_control=1)
+@_scenario("udp-probe", udp_control=1, attempts={PROBER: 1})
 def _udp_probe(rng: random.Random) -> list[Packet]:
     """One UDP probe (flags 0x8001, no optional blocks, no noise) from 192.0.2.10 to
     203.0.113.200's UDP listener port (index 1). A correct detector reports one UDP control
@@ -365,7 +393,7 @@ def _udp_probe(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("udp-reply-sysinfo", udp_control=2)
+@_scenario("udp-reply-sysinfo", udp_control=2, attempts={PROBER: 1})
 def _udp_reply_sysinfo(rng: random.Random) -> list[Packet]:
     """A UDP probe (0x8001) to 203.0.113.200's UDP port (index 3) and the listener's reply
     from that port back to the prober (flags 0x8089: system-info block of 26 bytes and peer
@@ -382,7 +410,7 @@ def _udp_reply_sysinfo(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("udp-data-transfer", udp_data=1)
+@_scenario("udp-data-transfer", udp_data=1, attempts={PROBER: 1})
 def _udp_data_transfer(rng: random.Random) -> list[Packet]:
     """One UDP data transfer (flags 0x8049: peer block + data block of 200 bytes) from
     192.0.2.10 to 203.0.113.200's UDP port (index 1). A correct detector reports one UDP data
@@ -395,7 +423,7 @@ def _udp_data_transfer(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("udp-noise", udp_control=3)
+@_scenario("udp-noise", udp_control=3, attempts={PROBER: 1, PROBER2: 1, PROBER3: 1})
 def _udp_noise(rng: random.Random) -> list[Packet]:
     """Three UDP probes (0x8001) from three sources (192.0.2.10/.20/.30) to three listeners
     (203.0.113.200, 203.0.113.77, 198.51.100.77) on their UDP ports (index 1, 3, 1), with
@@ -411,7 +439,7 @@ def _udp_noise(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("udp-burst", udp_control=12)
+@_scenario("udp-burst", udp_control=12, attempts={PROBER: 12})
 def _udp_burst(rng: random.Random) -> list[Packet]:
     """192.0.2.10 sends a UDP probe (0x8001, 0..40 noise bytes) to a different listener every
     60 s for 11 minutes: 12 probes at t = 0, 60, ..., 660 s, alternating UDP port index 1 and 3.
@@ -432,7 +460,7 @@ def _udp_burst(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("tcp-session", tcp_control=2)
+@_scenario("tcp-session", tcp_control=2, attempts={PROBER: 1})
 def _tcp_session(rng: random.Random) -> list[Packet]:
     """A TCP session from 192.0.2.10 to 203.0.113.200's TCP port (index 0): handshake, the
     client sends one control message (flags 0x8005, length-prefixed), the server replies with
@@ -448,7 +476,7 @@ def _tcp_session(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("tcp-multi-segment", tcp_control=3)
+@_scenario("tcp-multi-segment", tcp_control=3, attempts={PROBER: 1})
 def _tcp_multi_segment(rng: random.Random) -> list[Packet]:
     """A TCP session to 203.0.113.77's TCP port (index 2) in which a single client segment
     carries three length-prefixed control messages back to back (flags 0x8005, 0x8007 with
@@ -467,7 +495,7 @@ def _tcp_multi_segment(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("tcp-split", tcp_control=2)
+@_scenario("tcp-split", tcp_control=2, attempts={PROBER: 1})
 def _tcp_split(rng: random.Random) -> list[Packet]:
     """A TCP session to 203.0.113.200's TCP port (index 2) with two client control messages
     split across segments. Message 1 (flags 0x808D: peer + system-info + noise, 300 bytes with
@@ -487,7 +515,7 @@ def _tcp_split(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("tcp-data-transfer", tcp_data=2)
+@_scenario("tcp-data-transfer", tcp_data=2, attempts={PROBER2: 1})
 def _tcp_data_transfer(rng: random.Random) -> list[Packet]:
     """A TCP session to 198.51.100.77's TCP port (index 0) carrying two data transfers from
     client to server (flags 0x804D: peer + data block of 500 bytes), each in its own segment and
@@ -502,10 +530,114 @@ def _tcp_data_transfer(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
+# --- scanning --------------------------------------------------------------------------------
+
+
+def other_high_port(rng: random.Random, ip: str, ts: float) -> int:
+    """A non-blacklisted high port that is none of ip's computed ports around ts."""
+    weeks = {protocol.epoch_week(ts + d) for d in (-WEEK_SLOP, 0, WEEK_SLOP)}
+    computed = {p for w in weeks for p in protocol.ports(ip, w)}
+    while True:
+        port = high_port(rng)
+        if port not in computed:
+            return port
+
+
+@_scenario("scan-sweep", udp_control=5, attempts={SCANNER: 11})
+def _scan_sweep(rng: random.Random) -> list[Packet]:
+    """192.0.2.66 looks for peers, one attempt every 2 s: bare SYNs to the computed TCP port
+    (index 0 or 2) of 6 fresh addresses, two of them retransmitted 3 s later with the same seq
+    (same connection) and one answered by a RST; UDP probes (0x8001) to the computed UDP port
+    (index 1 or 3) of 5 fresh addresses. Not attempts on computed ports: a SYN to a fresh
+    address's non-computed high port, a SYN to a fresh address's computed UDP port (index 1)
+    and a datagram of random bytes to a fresh address's computed TCP port (index 0). A correct
+    detector reports 5 UDP control messages and counts 11 attempts (6 connections, 5 datagrams)."""
+    t = Trace(rng)
+    taken = {SCANNER}
+    retransmit = []
+    for i in range(6):
+        dst = doc_address(rng, taken)
+        dport = listener_port(dst, t.now, TCP_INDEXES[i % 2])
+        sport, seq = ephemeral_port(rng, (dport,)), rng.getrandbits(32)
+        t.syn(SCANNER, sport, dst, dport, seq, gap=2)
+        if i in (1, 4):
+            retransmit.append((sport, dst, dport, seq))
+        if i == 2:
+            t.rst(dst, dport, SCANNER, sport, (seq + 1) & 0xFFFFFFFF, gap=0.03)
+    for sport, dst, dport, seq in retransmit:
+        t.syn(SCANNER, sport, dst, dport, seq, gap=3)
+    for i in range(5):
+        dst = doc_address(rng, taken)
+        dport = listener_port(dst, t.now, UDP_INDEXES[i % 2])
+        msg = message(rng, _CONTROL, noise=rng.randrange(0, 41))
+        t.udp(SCANNER, ephemeral_port(rng, (dport,)), dst, dport, encode(msg), gap=2)
+    dst = doc_address(rng, taken)
+    t.syn(SCANNER, ephemeral_port(rng), dst, other_high_port(rng, dst, t.now), 1, gap=2)
+    dst = doc_address(rng, taken)
+    udp_port = listener_port(dst, t.now, 1)
+    assert udp_port not in protocol.ports_at(dst, t.now)[0::2]
+    t.syn(SCANNER, ephemeral_port(rng), dst, udp_port, 2, gap=2)
+    dst = doc_address(rng, taken)
+    tcp_port = listener_port(dst, t.now, 0)
+    assert tcp_port not in protocol.ports_at(dst, t.now)[1::2]
+    t.udp(SCANNER, ephemeral_port(rng), dst, tcp_port, rng.randbytes(120), gap=2)
+    return t.packets
+
+
+def _weekly_tcp_port(ip: str, ts: float, weeks: int) -> int:
+    """ip's weekly TCP port (index 2) in the epoch week `weeks` away from ts's."""
+    return protocol.ports(ip, protocol.epoch_week(ts) + weeks)[2]
+
+
+@_scenario("scan-week-rollover", udp_control=1, attempts={SCANNER2: 10})
+def _scan_week_rollover(rng: random.Random) -> list[Packet]:
+    """192.0.2.67, whose clock drifts, scans across the week rollover of Monday 2026-11-30
+    00:00 UTC (R). Bare SYNs, each to a fresh address's weekly TCP port (index 2), which differs
+    from week to week: at R-1200 s, 2 to next week's port (20 minutes early: not counted);
+    at R-600, 3 to this week's (counted); at R-300, 2 to next week's (within the 15-minute
+    slop: counted); at R+300, 2 to the previous week's (within the slop: counted); at R+600,
+    2 to the new week's (counted); at R+1200, 2 to the previous week's (not counted); then at
+    R+1210 one UDP probe (0x8001) to a fresh address's fixed UDP port (index 1, the same every
+    week: counted). A correct detector reports 1 UDP control message and counts 10 attempts."""
+    t = Trace(rng)
+    taken = {SCANNER2}
+    plan = ((-1200, 2, +1), (-600, 3, 0), (-300, 2, +1), (300, 2, -1), (600, 2, 0), (1200, 2, -1))
+    for offset, count, weeks in plan:
+        t.at(ROLLOVER_TS + offset)
+        for _ in range(count):
+            dst = doc_address(rng, taken)
+            dport = _weekly_tcp_port(dst, t.now, weeks)
+            assert len({_weekly_tcp_port(dst, t.now, w) for w in (-1, 0, 1)}) == 3
+            t.syn(SCANNER2, ephemeral_port(rng, (dport,)), dst, dport, rng.getrandbits(32), 0.5)
+    t.at(ROLLOVER_TS + 1210)
+    dst = doc_address(rng, taken)
+    dport = listener_port(dst, t.now, 1)
+    t.udp(SCANNER2, ephemeral_port(rng, (dport,)), dst, dport, encode(message(rng, _CONTROL)))
+    return t.packets
+
+
+@_scenario("p2p-other-ports", udp_control=1, tcp_control=1)
+def _p2p_other_ports(rng: random.Random) -> list[Packet]:
+    """Conficker messages on ports the generator does not give the listener (a peer behind a
+    port-forwarding NAT): a UDP probe (0x8001) from 192.0.2.10 to 203.0.113.200 on a
+    non-blacklisted high port that is none of its computed ports, and a TCP session from
+    192.0.2.20 to 198.51.100.77 on such a port carrying one control message (0x8005). A correct
+    detector reports one UDP and one TCP control message, neither on a computed port, and
+    counts no attempt."""
+    t = Trace(rng)
+    dport = other_high_port(rng, LISTENER, t.now)
+    t.udp(PROBER, ephemeral_port(rng, (dport,)), LISTENER, dport, encode(message(rng, _CONTROL)))
+    dport = other_high_port(rng, LISTENER3, t.now)
+    s = t.tcp(PROBER2, ephemeral_port(rng, (dport,)), LISTENER3, dport).open()
+    s.send(True, encode_tcp(message(rng, _TCP_CONTROL)))
+    s.close()
+    return t.packets
+
+
 # --- negative scenarios ----------------------------------------------------------------------
 
 
-@_scenario("neg-bad-checksum")
+@_scenario("neg-bad-checksum", attempts={PROBER: 4})
 def _neg_bad_checksum(rng: random.Random) -> list[Packet]:
     """Conficker-shaped traffic on real listener ports whose checksums are wrong (low bit
     flipped): three UDP datagrams (probe 0x8001, reply 0x8089 with noise, data transfer 0x8049)
@@ -530,7 +662,7 @@ def _neg_bad_checksum(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("neg-truncated")
+@_scenario("neg-truncated", attempts={PROBER: 4, PROBER2: 1})
 def _neg_truncated(rng: random.Random) -> list[Packet]:
     """Valid messages with missing bytes, on real listener ports: three UDP datagrams holding
     a noise-free message (peer + system-info, data transfer, peer + system-info) cut short by
@@ -662,10 +794,34 @@ def _neg_random_tcp(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
+@_scenario("neg-benign-computed-ports", attempts={CLIENT: 7})
+def _neg_benign_computed_ports(rng: random.Random) -> list[Packet]:
+    """198.51.100.20 uses two services of 203.0.113.43 that happen to listen on that host's
+    fixed Conficker ports: three short TCP sessions (an HTTP-like request and response each) to
+    its TCP port (index 0), and four UDP request/response exchanges (random application bytes,
+    40-200 each way) to its UDP port (index 1). That is 7 attempts on computed ports from one
+    source, below the default scan threshold of 10, and no Conficker message. A correct
+    detector reports nothing."""
+    t = Trace(rng)
+    tport = listener_port(WEB_SERVER, t.now, 0)
+    for i in range(3):
+        s = t.tcp(CLIENT, ephemeral_port(rng, (tport,)), WEB_SERVER, tport).open()
+        s.send(True, f"GET /status/{i} HTTP/1.1\r\nHost: app.example\r\n\r\n".encode())
+        s.send(False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        s.close()
+        t.advance(5)
+    uport = listener_port(WEB_SERVER, t.now, 1)
+    cport = ephemeral_port(rng, (uport,))
+    for _ in range(4):
+        t.udp(CLIENT, cport, WEB_SERVER, uport, rng.randbytes(rng.randrange(40, 201)), gap=3)
+        t.udp(WEB_SERVER, uport, CLIENT, cport, rng.randbytes(rng.randrange(40, 201)), gap=0.01)
+    return t.packets
+
+
 # --- large inputs ----------------------------------------------------------------------------
 
 
-@_scenario("tcp-large-message", large=True, tcp_data=1)
+@_scenario("tcp-large-message", large=True, tcp_data=1, attempts={PROBER: 1})
 def _tcp_large_message(rng: random.Random) -> list[Packet]:
     """A TCP session to 203.0.113.200's TCP port (index 0) carrying one message of exactly
     65535 bytes (length prefix 0xFFFF; flags 0x804D, data block of 65512 bytes filling it),
@@ -683,7 +839,7 @@ def _tcp_large_message(rng: random.Random) -> list[Packet]:
     return t.packets
 
 
-@_scenario("udp-large-fragmented", large=True, udp_data=1)
+@_scenario("udp-large-fragmented", large=True, udp_data=1, attempts={PROBER: 1})
 def _udp_large_fragmented(rng: random.Random) -> list[Packet]:
     """One UDP datagram of 65000 payload bytes to 203.0.113.200's UDP port (index 3) holding
     a valid data transfer (flags 0x8049, data block of 64977 bytes), sent as 44 IP fragments of

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from .spec import Options, Rule, Signature, Spec, rule_sid
+from .spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BANNER = "Generated from {source} by `cfp2p render`; do not edit: change the spec and render."
@@ -27,25 +27,61 @@ _env = jinja2.Environment(
 class Names:
     """Names of the flowints, flowvars and flowbits the rules and the decoder share."""
 
-    decoded: str
-    control: str
-    data: str
-    any: str
-    flags: str
-    kind: str
+    decoded: str  # never set: makes Suricata run the decoder rules first
+    control: str  # per packet: valid control messages
+    data: str  # per packet: valid data-transfer messages
+    any: str  # per packet: valid messages of either kind
+    scan: str  # per packet: 1 for an attempt on a computed port
+    syn: str  # per flow: connection attempts the decoder has seen
+    flags: str  # flowvar: flags of the last valid message
+    kind: str  # flowvar: control or data
+    port_match: str  # flowvar: whether the listener port is a computed port
 
     @classmethod
     def of(cls, spec: Spec) -> Names:
         p = spec.pack.flowint_prefix
-        return cls(
-            f"{p}_decoded", f"{p}_control", f"{p}_data", f"{p}_messages", f"{p}_flags", f"{p}_kind"
-        )
+        return cls(**{f.name: f"{p}_{f.name}" for f in fields(cls)} | {"any": f"{p}_messages"})
 
 
-# Smallest payload the decoder looks at, per transport (TCP: any segment, since a
-# message may be split across segments).
-def _dsize(spec: Spec) -> dict[str, str]:
-    return {"udp": f">={spec.protocol.min_message}", "tcp": ">0"}
+def _keywords(spec: Spec, rule: Rule, names: Names, matches: str) -> str:
+    """What a signature rule tests: the packets its decoder rules ran on (UDP datagrams
+    that can hold a message; TCP segments with data, since a message may be split
+    across segments) and the decoder's per-packet verdict. The `ip` rule of the scan
+    count sees packets the decoder did not run on too, so it consumes the verdict."""
+    verdict = f"flowint:{getattr(names, matches)},>,0; "
+    if rule.transport == "udp":
+        return f"dsize:>={spec.protocol.min_message}; {verdict}"
+    if rule.transport == "tcp":
+        return f"flow:established; dsize:>0; {verdict}"
+    return f"{verdict}flowint:{getattr(names, matches)},=,0; "
+
+
+def _decoder_keywords(spec: Spec, d: DecoderRule) -> str:
+    if d.syn:
+        return f"flow:{d.direction},not_established; flags:S,CE; "
+    if d.transport == "tcp":
+        return f"flow:established,{d.direction}; dsize:>0; "
+    return f"flow:{d.direction}; dsize:>={spec.protocol.min_message}; "
+
+
+# Suricata rejects a longer port list (measured: 1,093 characters fail on 7.0.10).
+MAX_PORT_LIST = 1000
+
+
+def _port_list(ranges: list[tuple[int, int]]) -> str:
+    return "[" + ",".join(f"{a}:{b}" if a != b else str(a) for a, b in ranges) + "]"
+
+
+def _ports(spec: Spec) -> str:
+    """Suricata port list of the listener ports the blacklist allows. Where the exact
+    list is too long for Suricata, the narrowest blacklisted gaps are let through:
+    the decoder tests the blacklist again, exactly."""
+    ranges = spec.protocol.listener_ports()
+    while len(_port_list(ranges)) > MAX_PORT_LIST:
+        gaps = [(ranges[i + 1][0] - ranges[i][1], i) for i in range(len(ranges) - 1)]
+        _, i = min(gaps)
+        ranges[i : i + 2] = [(ranges[i][0], ranges[i + 1][1])]
+    return _port_list(ranges)
 
 
 def _banner(spec: Spec) -> str:
@@ -60,6 +96,11 @@ def options_line(opts: Options) -> str:
 def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
     if rule.report == "once_per_source":
         return f"threshold:type limit, track by_src, count 1, seconds {opts.report_interval}; "
+    if rule.report == "after_scan_count":
+        return (
+            f"threshold:type both, track by_src, count {opts.scan_count}, "
+            f"seconds {opts.scan_seconds}; "
+        )
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
         # As a drop rule (block_tcp) it must match every message of the session, so
         # that a retransmitted segment is dropped again: then it reports each one.
@@ -82,14 +123,25 @@ def action(rule: Rule, opts: Options) -> str:
     return "drop" if rule.drop_when_block_tcp and opts.block_tcp else rule.action
 
 
+def _decoder_header(spec: Spec, d: DecoderRule, opts: Options) -> str:
+    """Only packets whose listener end is on a port the blacklist allows reach Lua."""
+    ports = _ports(spec)
+    if d.direction == "to_server":
+        return f"{opts.src_net} any -> {opts.dst_net} {ports}"
+    return f"{opts.src_net} {ports} -> {opts.dst_net} any"
+
+
 def render_rules(spec: Spec, opts: Options) -> str:
+    names = Names.of(spec)
     return _env.get_template("rules.j2").render(
         banner=_banner(spec),
         options_line=options_line(opts),
         spec=spec,
         o=opts,
-        names=Names.of(spec),
-        dsize=_dsize(spec),
+        names=names,
+        decoder_header=lambda d: _decoder_header(spec, d, opts),
+        decoder_keywords=lambda d: _decoder_keywords(spec, d),
+        keywords=lambda s, r: _keywords(spec, r, names, s.matches),
         sid=lambda rule: rule_sid(opts, rule),
         action=lambda rule: action(rule, opts),
         report=lambda sig, rule: _report_keywords(spec, sig, rule, opts),

@@ -17,9 +17,11 @@ DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "spec" / "conficker-p2p.
 
 ACTIONS = ("alert", "drop")
 TRANSPORTS = ("udp", "tcp")
+# A signature rule may also be an `ip` rule: it sees both transports (the scan count).
+RULE_TRANSPORTS = (*TRANSPORTS, "ip")
 DIRECTIONS = ("to_server", "to_client")
-REPORTS = ("every", "once_per_source", "once_per_flow")
-MATCHES = ("control", "data", "any")
+REPORTS = ("every", "once_per_source", "once_per_flow", "after_scan_count")
+MATCHES = ("control", "data", "any", "scan")
 # sid ranges owned by other rulesets (Snort/Talos, Emerging Threats).
 RESERVED_SIDS = ((1, 999_999), (2_000_000, 2_999_999))
 MAX_SID = 2**31 - 1
@@ -42,6 +44,8 @@ class Options:
     src_net: str
     dst_net: str
     sid_base: int
+    scan_count: int
+    scan_seconds: int
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,18 @@ class DecoderRule:
     direction: str
     sid_offset: int
     rev: int
+    syn: bool = False  # a TCP connection attempt (bare SYN) instead of payload
 
     @property
     def listener(self) -> str:
         """Which end of the packet is the Conficker listener: dst (to_server) or src."""
         return "dst" if self.direction == "to_server" else "src"
+
+    @property
+    def counts_attempts(self) -> bool:
+        """Its packets are attempts on the destination for the scan count: UDP
+        datagrams to a server, TCP connection attempts."""
+        return self.syn or (self.transport, self.direction) == ("udp", "to_server")
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,8 @@ class Decoder:
     msg: str
     max_streams: int
     budget: int
+    port_cache: int
+    week_slop: int
     rules: tuple[DecoderRule, ...]
 
 
@@ -115,11 +128,29 @@ class Protocol:
     tcp_length_size: int
     data_flag: int
     blocks: tuple[Block, ...]
+    week_offset: int
+    week_seconds: int
+    port_multiplier: int
     port_blacklist: tuple[int, ...]
 
     @property
     def min_message(self) -> int:
         return self.key_size + self.flags_size + self.checksum_size
+
+    def blacklisted(self, port: int) -> bool:
+        return bool((self.port_blacklist[port >> 10] >> ((port >> 5) & 31)) & 1)
+
+    def listener_ports(self) -> list[tuple[int, int]]:
+        """The ports a Conficker host may listen on, as inclusive ranges."""
+        ranges: list[tuple[int, int]] = []
+        for port in range(0x10000):
+            if self.blacklisted(port):
+                continue
+            if ranges and ranges[-1][1] == port - 1:
+                ranges[-1] = (ranges[-1][0], port)
+            else:
+                ranges.append((port, port))
+        return ranges
 
 
 @dataclass(frozen=True)
@@ -284,14 +315,22 @@ def _decoder(r: _Reader) -> Decoder:
             rr.choice("direction", DIRECTIONS),
             rr.get("sid_offset", int),
             rr.get("rev", int),
+            rr.get("syn", bool, False),
         )
         _check_offset_rev(rr, rule.sid_offset, rule.rev)
+        if rule.syn and (rule.transport, rule.direction) != ("tcp", "to_server"):
+            raise rr.fail("syn", "only a tcp to_server rule sees connection attempts")
         rr.done()
         rules.append(rule)
     decoder = Decoder(
-        r.get("msg", str), r.get("max_streams", int), r.get("budget", int), tuple(rules)
+        r.get("msg", str),
+        r.get("max_streams", int),
+        r.get("budget", int),
+        r.get("port_cache", int),
+        r.get("week_slop", int),
+        tuple(rules),
     )
-    for key in ("max_streams", "budget"):
+    for key in ("max_streams", "budget", "port_cache", "week_slop"):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")
     _check_msg(r, "msg", decoder.msg)
@@ -318,6 +357,8 @@ def _defaults(r: _Reader) -> Options:
         src_net=r.get("src_net", str),
         dst_net=r.get("dst_net", str),
         sid_base=r.get("sid_base", int),
+        scan_count=r.get("scan_count", int),
+        scan_seconds=r.get("scan_seconds", int),
     )
     r.done()
     _check_options(opts, r.source, "parameters")
@@ -325,12 +366,17 @@ def _defaults(r: _Reader) -> Options:
 
 
 def _check_options(opts: Options, source: str, where: str) -> None:
-    if opts.report_interval <= 0:
-        raise SpecError(
-            source,
-            f"{where}.report_interval",
-            f"expected a positive number of seconds, got {opts.report_interval}",
-        )
+    for name, unit in (
+        ("report_interval", "seconds"),
+        ("scan_count", "attempts"),
+        ("scan_seconds", "seconds"),
+    ):
+        if getattr(opts, name) <= 0:
+            raise SpecError(
+                source,
+                f"{where}.{name}",
+                f"expected a positive number of {unit}, got {getattr(opts, name)}",
+            )
     for name in ("src_net", "dst_net"):
         value = getattr(opts, name)
         if not value or any(c in value for c in " ;()\"'"):
@@ -349,7 +395,7 @@ def _signature(r: _Reader) -> Signature:
     rules = []
     for rr in r.children("rules"):
         rule = Rule(
-            transport=rr.choice("transport", TRANSPORTS),
+            transport=rr.choice("transport", RULE_TRANSPORTS),
             sid_offset=rr.get("sid_offset", int),
             rev=rr.get("rev", int),
             action=rr.choice("action", ACTIONS),
@@ -378,6 +424,15 @@ def _signature(r: _Reader) -> Signature:
     )
     for key in ("msg", "name"):
         _check_msg(r, key, getattr(sig, key))
+    is_scan = sig.matches == "scan"
+    for i, rule in enumerate(sig.rules):
+        # the scan count is an `ip` rule with its own threshold; nothing else is
+        if (rule.transport == "ip") != is_scan or (rule.report == "after_scan_count") != is_scan:
+            raise r.fail(
+                f"rules[{i}]",
+                "a `matches: scan` signature has `ip` rules with `report: after_scan_count`, "
+                "and only it",
+            )
     if not 1 <= sig.priority <= 255:
         raise r.fail("priority", f"expected 1 to 255, got {sig.priority}")
     r.done()
@@ -411,6 +466,9 @@ def _protocol(r: _Reader) -> Protocol:
         tcp_length_size=r.get("tcp_length_size", int),
         data_flag=r.get("data_flag", int),
         blocks=tuple(blocks),
+        week_offset=r.get("week_offset", int),
+        week_seconds=r.get("week_seconds", int),
+        port_multiplier=r.get("port_multiplier", int),
         port_blacklist=tuple(words),
     )
     if proto.data_flag not in {b.flag for b in blocks}:

@@ -6,7 +6,11 @@
 --   cfp2p_control  number of valid control messages in this packet
 --   cfp2p_data     number of valid data-transfer messages in this packet
 --   cfp2p_messages  number of valid messages of either kind
--- and the last valid message's facts in the flowvars cfp2p_flags and cfp2p_kind.
+--   cfp2p_scan     1 for an attempt on one of the destination's computed ports
+--                   (a UDP datagram, or a connection's first SYN)
+-- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind
+-- and cfp2p_port_match (whether the listener's port is one the port generator
+-- gives it). The per-flow flowint cfp2p_syn counts a connection's SYNs.
 --
 -- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
 -- bit operators and Suricata 8 blocks `load`), small tables built once per
@@ -42,13 +46,24 @@ local BLACKLIST = {
 -- Lua instruction limit (500,000 by default).
 local BUDGET = 6000
 
--- Decoder rules (sid -> transport, listener side), so that a Lua state knows
--- which rule it serves without asking per packet.
+-- Port generator (PROTOCOL.md 1).
+local WEEK_OFFSET = 345600
+local WEEK_SECONDS = 604800
+local MULTIPLIER = 22695477
+-- The neighbouring week is accepted this close to a rollover (clock drift).
+local WEEK_SLOP = 900
+-- Addresses whose computed ports a Lua state keeps.
+local PORT_CACHE = 256
+
+-- Decoder rules (sid -> transport, listener side, whether its packets are
+-- attempts on the destination, whether they are SYNs), so that a Lua state
+-- knows which rule it serves without asking per packet.
 local MODES = {
-  [9310100] = { tcp = false, listener_is_dst = true },
-  [9310101] = { tcp = false, listener_is_dst = false },
-  [9310102] = { tcp = true, listener_is_dst = true },
-  [9310103] = { tcp = true, listener_is_dst = false },
+  [9310100] = { tcp = false, listener_is_dst = true, attempts = true, syn = false },
+  [9310101] = { tcp = false, listener_is_dst = false, attempts = false, syn = false },
+  [9310102] = { tcp = true, listener_is_dst = true, attempts = false, syn = false },
+  [9310103] = { tcp = true, listener_is_dst = false, attempts = false, syn = false },
+  [9310104] = { tcp = true, listener_is_dst = true, attempts = true, syn = true },
 }
 
 -- Arithmetic helpers --------------------------------------------------------
@@ -91,6 +106,89 @@ end
 local function blacklisted(port)
   local w = BLACKLIST[floor(port / 1024) + 1]
   return floor(w / 2 ^ (floor(port / 32) % 32)) % 2 == 1
+end
+
+-- The port generator ------------------------------------------------------------
+local function xor16(a, b)
+  local al, bl = a % 256, b % 256
+  return xor8(al, bl) + 256 * xor8((a - al) / 256, (b - bl) / 256)
+end
+
+local POW2 = {}
+for i = 0, 9 do POW2[i] = 2 ^ i end
+
+-- One pair of ports from the generator state v (a u32). Returns the pair and
+-- the state after it. The 64-bit product is built from 16-bit halves so that
+-- every intermediate value stays exact in a double.
+local function port_pair(v)
+  local a, b = 0, 0
+  repeat
+    for i = 0, 9 do
+      local vl = v % 65536
+      local lo = vl * MULTIPLIER + 1
+      local hi = (v - vl) / 65536 * MULTIPLIER
+      local hl = hi % 65536
+      local t = hl * 65536 + lo
+      v = t % 4294967296
+      local x = floor(((hi - hl) / 65536 + (t - v) / 4294967296) / POW2[i]) % 65536
+      if i % 2 == 0 then a = xor16(a, x) else b = xor16(b, x) end
+    end
+  until a ~= b and not blacklisted(a) and not blacklisted(b)
+  return a, b, v
+end
+
+-- NOT of the address "a.b.c.d" read as a little-endian u32.
+local function address_state(ip)
+  local n, scale, octet = 0, 1, 0
+  for k = 1, #ip do
+    local c = byte(ip, k)
+    if c == 46 then
+      n = n + octet * scale; scale = scale * 256; octet = 0
+    else
+      octet = octet * 10 + c - 48
+    end
+  end
+  return 4294967295 - (n + octet * scale)
+end
+
+-- Per address: { tcpA, udpA, state after pair A, week, tcpB, udpB }.
+local cache, ncache = {}, 0
+local function ports_of(ip, week)
+  local e = cache[ip]
+  if e == nil then
+    if ncache >= PORT_CACHE then cache = {}; ncache = 0 end
+    local a, b, v = port_pair(address_state(ip))
+    e = { a, b, v, -1, 0, 0 }
+    cache[ip] = e
+    ncache = ncache + 1
+  end
+  if e[4] ~= week then
+    e[5], e[6] = port_pair(xor32(e[3], week))
+    e[4] = week
+  end
+  return e
+end
+
+-- Is `port` one of the computed ports of address `ip` for the transport, in
+-- the epoch week of time `sec` (or the neighbouring one near a rollover)?
+local function computed_port(ip, port, tcp, sec)
+  local k = 2
+  if tcp then k = 1 end
+  local t = sec - WEEK_OFFSET
+  local week = floor(t / WEEK_SECONDS)
+  local e = ports_of(ip, week)
+  if port == e[k] or port == e[k + 4] then return true end
+  local into, other = t - week * WEEK_SECONDS, nil
+  if into < WEEK_SLOP then
+    other = week - 1
+  elseif into >= WEEK_SECONDS - WEEK_SLOP then
+    other = week + 1
+  else
+    return false
+  end
+  local c, d = port_pair(xor32(e[3], other))
+  if tcp then return port == c end
+  return port == d
 end
 
 -- The message machine --------------------------------------------------------
@@ -247,20 +345,25 @@ local function feed(s, p, i, j)
 end
 
 -- Engine adapters -------------------------------------------------------------
-local packet, flow, rule, fi_control, fi_data, fi_any, fv_flags, fv_kind
+local packet, flow, rule, fi_control, fi_data, fi_any, fi_scan, fi_syn
+local fv_flags, fv_kind, fv_port
 if not ENGINE7 then
   packet = require("suricata.packet")
   flow = require("suricata.flow")
   rule = require("suricata.rule")
 end
 
-local FLOWINTS = { "cfp2p_control", "cfp2p_data", "cfp2p_messages" }
-local FLOWVARS = { "cfp2p_flags", "cfp2p_kind" }
+-- Suricata 7 addresses flowints and flowvars by their index in these lists.
+local FLOWINTS = {
+  "cfp2p_control", "cfp2p_data", "cfp2p_messages", "cfp2p_scan", "cfp2p_syn"
+}
+local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
 
 function init(args)
   if ENGINE7 then
     local needs = {}
-    needs["payload"] = tostring(true)
+    -- "packet", not "payload": the script must also see SYNs, which have none
+    needs["packet"] = tostring(true)
     needs["flowint"] = FLOWINTS
     needs["flowvar"] = FLOWVARS
     return needs
@@ -269,7 +372,7 @@ function init(args)
   local flowvar = require("suricata.flowvar")
   for _, n in ipairs(FLOWINTS) do flowint.register(n) end
   for _, n in ipairs(FLOWVARS) do flowvar.register(n) end
-  return { payload = true }
+  return {}
 end
 
 function thread_init(args)
@@ -277,8 +380,9 @@ function thread_init(args)
     local flowint = require("suricata.flowint")
     local flowvar = require("suricata.flowvar")
     fi_control, fi_data = flowint.get(FLOWINTS[1]), flowint.get(FLOWINTS[2])
-    fi_any = flowint.get(FLOWINTS[3])
+    fi_any, fi_scan, fi_syn = flowint.get(FLOWINTS[3]), flowint.get(FLOWINTS[4]), flowint.get(FLOWINTS[5])
     fv_flags, fv_kind = flowvar.get(FLOWVARS[1]), flowvar.get(FLOWVARS[2])
+    fv_port = flowvar.get(FLOWVARS[3])
   end
 end
 
@@ -290,25 +394,42 @@ local function set_counts(control, data)
   end
 end
 
+local function set_scan(n)
+  if ENGINE7 then ScFlowintSet(3, n) else fi_scan:set(n) end
+end
+
+-- Counts this flow's connection attempts; true for the first.
+local function first_attempt()
+  if ENGINE7 then return ScFlowintIncr(4) == 1 end
+  return fi_syn:incr() == 1
+end
+
 local KIND_NAME = { "control", "data" }
-local function set_facts(flags, kind)
+local function set_facts(flags, kind, port_match)
   local f = string.format("0x%04x", flags)
   local k = KIND_NAME[kind]
+  local m = tostring(port_match)
   if ENGINE7 then
-    ScFlowvarSet(0, f, #f); ScFlowvarSet(1, k, #k)
+    ScFlowvarSet(0, f, #f); ScFlowvarSet(1, k, #k); ScFlowvarSet(2, m, #m)
   else
-    fv_flags:set(f, #f); fv_kind:set(k, #k)
+    fv_flags:set(f, #f); fv_kind:set(k, #k); fv_port:set(m, #m)
   end
 end
 
-local function payload_and_ports(args)
+-- payload, IPv4 or not, source and destination address and port
+local function packet_info(args)
   if ENGINE7 then
-    local _, _, _, _, sp, dp = SCPacketTuple()
-    return args["payload"], sp, dp
+    local ipver, sip, dip, _, sp, dp = SCPacketTuple()
+    return SCPacketPayload(), ipver == 4, sip, dip, sp, dp
   end
   local pk = packet.get()
-  local _, _, _, _, sp, dp = pk:tuple()
-  return pk:payload(), sp, dp
+  local ipver, sip, dip, _, sp, dp = pk:tuple()
+  return pk:payload(), ipver == 4, sip, dip, sp, dp
+end
+
+local function packet_seconds()
+  if ENGINE7 then return (SCPacketTimestamp()) end
+  return (packet.get():timestamp())
 end
 
 local function flow_id()
@@ -379,12 +500,21 @@ end
 
 function match(args)
   set_counts(0, 0)
-  local p, sp, dp = payload_and_ports(args)
-  if p == nil then return 0 end
+  set_scan(0)
   if mode == nil then mode = MODES[own_sid()] or MODES[9310100] end
-  local listener = dp
-  if not mode.listener_is_dst then listener = sp end
-  if blacklisted(listener) then return 0 end
+  local p, ipv4, sip, dip, sp, dp = packet_info(args)
+  local lip, lport = dip, dp
+  if not mode.listener_is_dst then lip, lport = sip, sp end
+  if blacklisted(lport) then return 0 end
+  local port_match  -- is the listener's port a computed one (nil: not asked yet)
+  if not ipv4 then port_match = false end
+  if mode.attempts then
+    -- an attempt on the destination: a UDP datagram, or a connection's SYN
+    if port_match == nil then port_match = computed_port(dip, dp, mode.tcp, packet_seconds()) end
+    if port_match and (not mode.syn or first_attempt()) then set_scan(1) end
+    if mode.syn then return 0 end
+  end
+  if p == nil then return 0 end
   local control, data, flags, kind = 0, 0, 0, 0
   if mode.tcp then
     control, data, flags, kind = tcp_segment(p, flow_id())
@@ -397,8 +527,11 @@ function match(args)
     end
   end
   if kind > 0 then
+    if port_match == nil then
+      port_match = computed_port(lip, lport, mode.tcp, packet_seconds())
+    end
     set_counts(control, data)
-    set_facts(flags, kind)
+    set_facts(flags, kind, port_match)
   end
   return 0
 end

@@ -18,9 +18,10 @@ import yaml
 from engines import ENGINES, ROOT, Engine, Run
 from scapy.all import rdpcap
 
-from generator import render, spec
+from generator import pcaps, render, spec
 
 SPEC = spec.load()
+NAMES = render.Names.of(SPEC)
 CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 PCAPS = ROOT / "pcaps"
 LUA_COUNTERS = (
@@ -108,10 +109,29 @@ def test_case(engine, case):
         for alert in (a for a in run.alerts if by_sid.get(a["alert"]["signature_id"]) == name):
             meta = alert.get("metadata", {})
             flowvars = {k: v for d in meta.get("flowvars", []) for k, v in d.items()}
-            got = {"flags": flowvars.get("cfp2p_flags"), "kind": flowvars.get("cfp2p_kind")}
+            got = {k: flowvars.get(getattr(NAMES, k)) for k in facts}
             assert got == facts, f"decoded facts of {name} at packet {alert.get('pcap_cnt')}"
 
     assert lua_problems(engine, run) == []
     assert run.stats.get("decoder", {}).get("pkts") == len(rdpcap(str(PCAPS / case["pcap"]))), (
         "every packet of the pcap read"
     )
+
+
+@pytest.mark.parametrize(
+    "scenario", [s for s in pcaps.SCENARIOS if s.attempts], ids=lambda s: s.name
+)
+def test_scan_count(engine, scenario):
+    """Conficker_P2P_Scan counts exactly each source's attempts on computed ports: with
+    scan_count at the largest count, one alert per source that made that many; with one
+    more, none."""
+    most = max(scenario.attempts.values())
+    for scan_count, alerts in ((most, list(scenario.attempts.values()).count(most)), (most + 1, 0)):
+        options = {"scan_count": scan_count}
+        rules, lua = ruleset(**options)
+        run = engine.read_pcap(PCAPS / scenario.filename, rules, lua)
+        sid = sids(options)["Conficker_P2P_Scan/ip"]
+        got = [a["src_ip"] for a in run.alerts if a["alert"]["signature_id"] == sid]
+        assert len(got) == alerts, f"Scan alerts with scan_count {scan_count}"
+        assert all(scenario.attempts[ip] == most for ip in got)
+        assert lua_problems(engine, run) == []

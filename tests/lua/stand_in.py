@@ -17,7 +17,8 @@ local host = ...
 package.preload["suricata.packet"] = function() return {
   get = function() return {
     payload = function(self) return host.payload end,
-    tuple = function(self) return 4, "192.0.2.1", "192.0.2.2", host.proto, host.sp, host.dp end,
+    tuple = function(self) return host.ipver, host.sip, host.dip, host.proto, host.sp, host.dp end,
+    timestamp = function(self) return host.sec, 0 end,
   } end } end
 package.preload["suricata.flow"] = function() return {
   get = function() return { id = function(self) return host.flow_id end } end } end
@@ -27,7 +28,8 @@ local function vars(kind)
   return {
     register = function(name) host.registered[#host.registered + 1] = name end,
     get = function(name) return {
-      set = function(self, value, len) host.set(kind, name, value) end } end }
+      set = function(self, value, len) host.set(kind, name, value) end,
+      incr = function(self) return host.incr(name) end } end }
 end
 package.preload["suricata.flowint"] = function() return vars("flowint") end
 package.preload["suricata.flowvar"] = function() return vars("flowvar") end
@@ -35,7 +37,10 @@ package.preload["suricata.flowvar"] = function() return vars("flowvar") end
 
 _GLOBALS_7 = """
 local host = ...
-function SCPacketTuple() return 4, "192.0.2.1", "192.0.2.2", host.proto, host.sp, host.dp end
+function SCPacketTuple() return host.ipver, host.sip, host.dip, host.proto, host.sp, host.dp end
+function SCPacketTimestamp() return host.sec, 0 end
+function SCPacketPayload() return host.payload end
+function ScFlowintIncr(i) return host.incr(i) end
 function SCFlowId() return host.flow_id end
 function SCRuleIds() return host.sid, 1, 1 end
 function ScFlowintSet(i, v) host.set("flowint", i, v) end
@@ -49,6 +54,10 @@ class Verdict:
     flowvars: dict = field(default_factory=dict)
 
 
+# Packet time when a test does not give one: 2026-11-26T12:00:00Z, mid-week.
+DEFAULT_SEC = 1795694400
+
+
 class Decoder:
     """One Lua state of the rendered script, as one decoder rule would have it."""
 
@@ -56,10 +65,23 @@ class Decoder:
         self.engine = engine
         self.lua = ENGINES[engine].LuaRuntime(unpack_returned_tuples=True)
         self.host = self.lua.table_from(
-            {"sid": sid, "flow_id": 1, "sp": 0, "dp": 0, "proto": 17, "payload": None}
+            {
+                "sid": sid,
+                "flow_id": 1,
+                "sp": 0,
+                "dp": 0,
+                "proto": 17,
+                "payload": None,
+                "ipver": 4,
+                "sip": "192.0.2.1",
+                "dip": "192.0.2.2",
+                "sec": DEFAULT_SEC,
+            }
         )
         self.host.registered = self.lua.table()
         self.host.set = self._set
+        self.host.incr = self._incr
+        self.persistent: dict[tuple[int, str], int] = {}  # (flow id, flowint) -> value
         self.verdict = Verdict()
         self.lua.execute(_GLOBALS_7 if engine == "luajit" else _LIBS_8, self.host)
         self.lua.execute(script)
@@ -80,12 +102,31 @@ class Decoder:
         target = self.verdict.flowints if kind == "flowint" else self.verdict.flowvars
         target[key] = value
 
+    def _incr(self, key):
+        """A flowint that lives as long as the flow (the connection attempt count)."""
+        if self.engine == "luajit":
+            key = self.flowint_names[key]
+        slot = (self.host.flow_id, key)
+        self.persistent[slot] = self.persistent.get(slot, 0) + 1
+        return self.persistent[slot]
+
     def match(
-        self, payload: bytes, sp: int, dp: int, flow_id: int = 1, tcp: bool = False
+        self,
+        payload: bytes | None,
+        sp: int,
+        dp: int,
+        flow_id: int = 1,
+        tcp: bool = False,
+        *,
+        sip: str = "192.0.2.1",
+        dip: str = "192.0.2.2",
+        sec: int = DEFAULT_SEC,
+        ipver: int = 4,
     ) -> Verdict:
         self.verdict = Verdict()
         h = self.host
         h.payload, h.sp, h.dp, h.flow_id, h.proto = payload, sp, dp, flow_id, 6 if tcp else 17
+        h.sip, h.dip, h.sec, h.ipver = sip, dip, sec, ipver
         args = (
             self.lua.table_from({"payload": payload})
             if self.engine == "luajit"

@@ -13,7 +13,12 @@ from generator import render, spec
 
 SPEC = spec.load()
 SCRIPT = render.render_lua(SPEC, SPEC.defaults)
-SIDS = {(d.transport, d.direction): spec.rule_sid(SPEC.defaults, d) for d in SPEC.decoder.rules}
+SIDS = {
+    (d.transport, d.direction): spec.rule_sid(SPEC.defaults, d)
+    for d in SPEC.decoder.rules
+    if not d.syn
+}
+SYN_SID = next(spec.rule_sid(SPEC.defaults, d) for d in SPEC.decoder.rules if d.syn)
 LISTENER, CLIENT = 38636, 50000  # neither is blacklisted
 ENGINES = ["luajit", "lua54"]
 
@@ -81,7 +86,11 @@ def test_protocol_vectors(udp, hexmsg):
     control, data, flags = VECTORS[hexmsg]
     verdict = udp.match(bytes.fromhex(hexmsg), CLIENT, LISTENER)
     assert counts(verdict) == (control, data)
-    assert verdict.flowvars == {"cfp2p_flags": flags, "cfp2p_kind": "data" if data else "control"}
+    assert verdict.flowvars == {
+        "cfp2p_flags": flags,
+        "cfp2p_kind": "data" if data else "control",
+        "cfp2p_port_match": "false",  # LISTENER is none of 192.0.2.2's ports
+    }
 
 
 def test_tcp_vector(tcp):
@@ -182,8 +191,109 @@ def test_worst_case_stays_within_suricata8_instruction_limit():
     budget = SPEC.decoder.budget
     worst = 0
     for size in (budget - 30, budget + 100, 65000):
-        msg = P.Message(key_lo=7, key_hi=8, flags=0x80C8, peer_ip="127.0.0.1", peer_port=1,
-                        data_flags=0, data=bytes(size), sysinfo=bytes(26))
+        msg = P.Message(
+            key_lo=7,
+            key_hi=8,
+            flags=0x80C8,
+            peer_ip="127.0.0.1",
+            peer_port=1,
+            data_flags=0,
+            data=bytes(size),
+            sysinfo=bytes(26),
+        )
         dec.host.payload, dec.host.sp, dec.host.dp = P.encode(msg), CLIENT, LISTENER
         worst = max(worst, dec.lua.globals().counted(dec._match, dec.lua.table()))
     assert worst < 450_000
+
+
+# --- the port generator and the scan count -------------------------------------------------
+
+WEEK = P.WEEK_SECONDS
+
+
+def random_ip(rng: random.Random) -> str:
+    return ".".join(str(rng.randrange(256)) for _ in range(4))
+
+
+@pytest.fixture(params=ENGINES)
+def syn(request) -> Decoder:
+    return Decoder(SCRIPT, request.param, SYN_SID)
+
+
+def test_port_generator_agrees_with_codec(syn):
+    """A first SYN to any of the destination's computed TCP ports is an attempt, and a
+    datagram to any of its UDP ports; a port of the other transport is not."""
+    udp = Decoder(SCRIPT, syn.engine, SIDS["udp", "to_server"])
+    rng = random.Random(f"ports-{syn.engine}")
+    flows = iter(range(1, 10_000))
+    for _ in range(300):
+        ip, sec = random_ip(rng), rng.randrange(1_300_000_000, 2_000_000_000)
+        tcp_a, udp_a, tcp_b, udp_b = P.ports(ip, P.epoch_week(sec))
+        for port, expected in [(tcp_a, 1), (tcp_b, 1)] + [
+            (p, 0) for p in {udp_a, udp_b} - {tcp_a, tcp_b}
+        ]:
+            verdict = syn.match(b"", CLIENT, port, next(flows), True, dip=ip, sec=sec)
+            assert verdict.flowints["cfp2p_scan"] == expected, (ip, sec, port)
+        for port in (udp_a, udp_b):
+            verdict = udp.match(rng.randbytes(30), CLIENT, port, dip=ip, sec=sec)
+            assert verdict.flowints["cfp2p_scan"] == 1, (ip, sec, port)
+
+
+def test_week_rollover_slop(syn):
+    """The neighbouring week's weekly port counts within decoder.week_slop seconds of a
+    Monday 00:00 UTC rollover, and not a second later."""
+    slop = SPEC.decoder.week_slop
+    rollover = P.EPOCH_OFFSET + 2968 * WEEK
+    ip = "203.0.113.200"
+    old, new = P.ports(ip, 2967)[2], P.ports(ip, 2968)[2]
+    assert old != new
+    cases = [
+        (rollover - 1, old, 1),
+        (rollover - 1, new, 1),
+        (rollover - slop, new, 1),
+        (rollover - slop - 1, new, 0),
+        (rollover + slop - 1, old, 1),
+        (rollover + slop, old, 0),
+        (rollover + 3 * 86400, old, 0),
+    ]
+    for flow, (sec, port, attempt) in enumerate(cases, start=1):
+        verdict = syn.match(b"", CLIENT, port, flow, True, dip=ip, sec=sec)
+        assert verdict.flowints["cfp2p_scan"] == attempt, (sec - rollover, port)
+
+
+def test_syn_counted_once_per_connection(syn):
+    ip, sec = "198.51.100.77", 1795694400
+    port = P.ports(ip, P.epoch_week(sec))[0]
+    scans = [syn.match(b"", CLIENT, port, flow, True, dip=ip, sec=sec) for flow in (1, 1, 1, 2)]
+    assert [v.flowints["cfp2p_scan"] for v in scans] == [1, 0, 0, 1]
+
+
+def test_only_attempts_on_the_destination_count(udp):
+    """Replies (to_client) are never attempts; IPv6 has no computed ports."""
+    ip, sec = "198.51.100.77", 1795694400
+    udp_port = P.ports(ip, P.epoch_week(sec))[1]
+    to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
+    reply = to_client.match(bytes(30), udp_port, CLIENT, sip=ip, sec=sec)
+    assert reply.flowints["cfp2p_scan"] == 0
+    v6 = udp.match(bytes(30), CLIENT, udp_port, dip="2001:db8::1", sec=sec, ipver=6)
+    assert v6.flowints["cfp2p_scan"] == 0
+
+
+def test_port_match_names_the_listener(udp):
+    """Messages record whether the listener's port is one of its computed ports: the
+    destination's for a datagram to it, the source's for one from it."""
+    ip, sec = "203.0.113.200", 1795694400
+    port = P.ports(ip, P.epoch_week(sec))[3]
+    msg = P.encode(random_message(random.Random(3)))
+    expect = counts(udp.match(msg, CLIENT, port, dip=ip, sec=sec))
+    assert sum(expect) == 1
+    assert udp.match(msg, CLIENT, port, dip=ip, sec=sec).flowvars["cfp2p_port_match"] == "true"
+    assert udp.match(msg, CLIENT, LISTENER, dip=ip, sec=sec).flowvars["cfp2p_port_match"] == "false"
+    to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
+    from_listener = to_client.match(msg, port, CLIENT, sip=ip, dip="192.0.2.9", sec=sec)
+    assert from_listener.flowvars["cfp2p_port_match"] == "true"
+    tcp = Decoder(SCRIPT, udp.engine, SIDS["tcp", "to_server"])
+    tcp_port = P.ports(ip, P.epoch_week(sec))[0]
+    framed = P.encode_tcp(random_message(random.Random(4)))
+    verdict = tcp.match(framed, CLIENT, tcp_port, 7, True, dip=ip, sec=sec)
+    assert verdict.flowvars["cfp2p_port_match"] == "true"

@@ -37,7 +37,13 @@ REQUIRED = {
     "neg-random-tcp",
     "tcp-large-message",
     "udp-large-fragmented",
+    "scan-sweep",
+    "scan-week-rollover",
+    "p2p-other-ports",
+    "neg-benign-computed-ports",
 }
+# Messages deliberately sent on ports the generator does not give the listener.
+OFF_GENERATOR = {"p2p-other-ports"}
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +174,11 @@ def test_pcap_header_time_and_size(outdir: pathlib.Path, name: str) -> None:
         assert len(raw) < 200_000
     packets = rdpcap(str(path))
     times = [p.time for p in packets]
-    assert times[0] == pcaps.BASE_TS
     assert times == sorted(times)
-    assert times[-1] - times[0] < 900  # well inside epoch week 2968
-    assert protocol.epoch_week(float(times[-1])) == protocol.epoch_week(pcaps.BASE_TS) == 2968
+    if name != "scan-week-rollover":  # see test_week_rollover_times
+        assert times[0] == pcaps.BASE_TS
+        assert times[-1] - times[0] < 900  # well inside epoch week 2968
+        assert protocol.epoch_week(float(times[-1])) == protocol.epoch_week(pcaps.BASE_TS) == 2968
     for pkt in packets:
         assert IP in pkt
         for addr in (pkt[IP].src, pkt[IP].dst):
@@ -200,6 +207,66 @@ def test_checksums_valid(outdir: pathlib.Path, name: str) -> None:
 def test_decoded_counts_match_expected(outdir: pathlib.Path, name: str) -> None:
     decoded = decode_pcap(outdir / f"{name}.pcap")
     assert decoded.counts == pcaps.EXPECTED[name]
+
+
+def _computed(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
+    """ip's computed ports of these indexes in ts's epoch week, and the neighbouring week's
+    when ts is within the slop of a rollover."""
+    weeks = {protocol.epoch_week(ts + d) for d in (-pcaps.WEEK_SLOP, 0, pcaps.WEEK_SLOP)}
+    return {protocol.ports(ip, week)[i] for week in weeks for i in indexes}
+
+
+def count_attempts(packets: list[Packet]) -> dict[str, int]:
+    """Per source, what the scan count should see: datagrams (14 bytes or more) from a UDP
+    flow's initiator to a computed UDP port of the destination, and connections whose first
+    SYN goes to a computed TCP port of the destination."""
+    found: dict[str, int] = defaultdict(int)
+    udp_flows: set[frozenset] = set()
+    initiators: set[tuple] = set()
+    connections: set[tuple] = set()
+    for pkt in packets:
+        ip, ts = pkt[IP], float(pkt.time)
+        if UDP in pkt:
+            key = (ip.src, pkt[UDP].sport, ip.dst, pkt[UDP].dport)
+            ends = frozenset({key[:2], key[2:]})
+            if ends not in udp_flows:
+                udp_flows.add(ends)
+                initiators.add(key)
+            computed = pkt[UDP].dport in _computed(ip.dst, ts, (1, 3))
+            if key in initiators and len(pkt[UDP].payload) >= 14 and computed:
+                found[ip.src] += 1
+        elif TCP in pkt and pkt[TCP].flags == "S":
+            key = (ip.src, pkt[TCP].sport, ip.dst, pkt[TCP].dport)
+            if key not in connections and pkt[TCP].dport in _computed(ip.dst, ts, (0, 2)):
+                found[ip.src] += 1
+            connections.add(key)
+    return dict(found)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attempts_match_expected(outdir: pathlib.Path, name: str) -> None:
+    packets = list(defragment(rdpcap(str(outdir / f"{name}.pcap"))))
+    assert count_attempts(packets) == pcaps.by_name(name).attempts
+
+
+def test_scan_sweep_not_attempts(outdir: pathlib.Path) -> None:
+    """The sweep also holds SYN retransmissions and traffic to the wrong ports: 10 SYNs (6
+    connections, 2 retransmissions, 2 to other ports) and 6 datagrams from the scanner."""
+    packets = rdpcap(str(outdir / "scan-sweep.pcap"))
+    syns = [p for p in packets if TCP in p and p[TCP].flags == "S"]
+    datagrams = [p for p in packets if UDP in p]
+    assert (len(syns), len(datagrams)) == (10, 6)
+    assert {p[IP].src for p in syns + datagrams} == {pcaps.SCANNER}
+
+
+def test_week_rollover_times(outdir: pathlib.Path) -> None:
+    """The rollover scan straddles Monday 00:00 UTC, from 20 minutes before to 20 after."""
+    times = [
+        float(p.time) - pcaps.ROLLOVER_TS for p in rdpcap(str(outdir / "scan-week-rollover.pcap"))
+    ]
+    assert protocol.epoch_week(pcaps.ROLLOVER_TS) == protocol.epoch_week(pcaps.BASE_TS) + 1
+    assert (pcaps.ROLLOVER_TS - 345600) % 604800 == 0
+    assert min(times) < -pcaps.WEEK_SLOP and max(times) > pcaps.WEEK_SLOP
 
 
 @pytest.mark.parametrize("name", NEGATIVE)
@@ -351,7 +418,19 @@ def _listener_ports(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
     return {ports[i] for i in indexes}
 
 
-@pytest.mark.parametrize("name", POSITIVE)
+@pytest.mark.parametrize("name", sorted(OFF_GENERATOR))
+def test_messages_off_generator_ports(outdir: pathlib.Path, name: str) -> None:
+    """Every message of these scenarios is on a port that is none of the listener's."""
+    decoded = decode_pcap(outdir / f"{name}.pcap")
+    assert decoded.udp_hits and decoded.tcp_hits
+    for pkt, _ in decoded.udp_hits:
+        ts = float(pkt.time)
+        assert pkt[UDP].dport not in _computed(pkt[IP].dst, ts, (0, 1, 2, 3))
+    for _client, _cport, server, sport in decoded.tcp_hits:
+        assert sport not in protocol.ports_at(server, pcaps.BASE_TS)
+
+
+@pytest.mark.parametrize("name", [n for n in POSITIVE if n not in OFF_GENERATOR])
 def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
     """Every message travels to or from a real, non-blacklisted Conficker listener port, and the
     other end uses a non-blacklisted port too."""

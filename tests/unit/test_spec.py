@@ -21,9 +21,12 @@ def test_shipped_spec_loads():
         "Conficker_P2P_Detected",
         "Conficker_P2P_Data_Transfer",
         "Conficker_P2P_Protection",
+        "Conficker_P2P_Scan",
     ]
     assert s.defaults.report_interval == 300 and s.defaults.block_tcp is False
+    assert (s.defaults.scan_count, s.defaults.scan_seconds) == (10, 3600)
     assert s.protocol.min_message == 14
+    assert [d.syn for d in s.decoder.rules].count(True) == 1
 
 
 def test_protocol_section_agrees_with_reference_codec():
@@ -43,6 +46,11 @@ def test_protocol_section_agrees_with_reference_codec():
         "sysinfo": P.FLAG_SYSINFO,
     }
     assert {b.name: b.size for b in proto.blocks}["sysinfo"] == P.SYSINFO_SIZE
+    assert (proto.week_offset, proto.week_seconds) == (P.EPOCH_OFFSET, P.WEEK_SECONDS)
+    assert proto.port_multiplier == 0x015A4E35  # PROTOCOL.md 1, as protocol.ports() uses it
+    assert all(proto.blacklisted(p) == P.is_blacklisted(p) for p in range(0x10000))
+    allowed = {p for a, b in proto.listener_ports() for p in range(a, b + 1)}
+    assert allowed == {p for p in range(0x10000) if not P.is_blacklisted(p)}
 
 
 def mutate(change) -> dict:
@@ -114,6 +122,31 @@ BAD = {
         "64 u32 words",
     ),
     "quote in msg": (_set(["signatures", 0, "msg"], 'a "b"'), "signatures[0].msg", "must not"),
+    "zero scan count": (
+        _set(["parameters", "scan_count"], 0),
+        "parameters.scan_count",
+        "positive number of attempts",
+    ),
+    "syn on udp": (
+        _set(["decoder", "rules", 0, "syn"], True),
+        "decoder.rules[0].syn",
+        "only a tcp to_server rule",
+    ),
+    "ip rule outside the scan": (
+        _set(["signatures", 0, "rules", 0, "transport"], "ip"),
+        "signatures[0].rules[0]",
+        "matches: scan",
+    ),
+    "scan on tcp": (
+        _set(["signatures", 3, "rules", 0, "transport"], "tcp"),
+        "signatures[3].rules[0]",
+        "matches: scan",
+    ),
+    "unknown transport": (
+        _set(["signatures", 0, "rules", 0, "transport"], "sctp"),
+        "signatures[0].rules[0].transport",
+        "expected one of udp, tcp, ip",
+    ),
 }
 
 
@@ -148,6 +181,8 @@ def test_not_yaml_and_missing_file(tmp_path):
         (["--report-interval", "0"], "report_interval"),
         (["--sid-base", "2000000"], "inside 2000000-2999999"),
         (["--src-net", "any;"], "src_net"),
+        (["--scan-count", "0"], "scan_count"),
+        (["--scan-seconds", "-1"], "scan_seconds"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, args, problem):
