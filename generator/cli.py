@@ -1,12 +1,14 @@
-"""`cfp2p`: render the pack and write its test traffic."""
+"""`cfp2p`: render the pack, write its test traffic, and triage captures."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-from . import render, spec
+from . import capture, render, spec, triage
 
 
 def _bool(text: str) -> bool:
@@ -39,10 +41,60 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--src-net", help="rule header source address (e.g. $HOME_NET)")
     r.add_argument("--dst-net", help="rule header destination address")
     r.add_argument("--sid-base", type=int, help="first sid of the pack")
+    r.add_argument(
+        "--scan-count",
+        type=int,
+        metavar="N",
+        help="Conficker_P2P_Scan: attempts on computed ports by one source ...",
+    )
+    r.add_argument(
+        "--scan-seconds", type=int, metavar="SECONDS", help="... within this many seconds"
+    )
 
     p = sub.add_parser("pcaps", help="write the test traffic")
     p.add_argument("--out", type=Path, default=Path("pcaps"), help="output folder")
+
+    pt = sub.add_parser("ports", help="a host's Conficker listener ports in an epoch week")
+    pt.add_argument("ip", metavar="IP", help="IPv4 address of the host")
+    pt.add_argument(
+        "--at",
+        metavar="TIME",
+        help="ISO 8601 time with Z or an offset, or unix seconds (default: now)",
+    )
+    pt.add_argument("--json", action="store_true", help="print one JSON object")
+
+    d = sub.add_parser("decode", help="decode the Conficker P2P messages in a capture")
+    d.add_argument("capture", metavar="CAPTURE", type=Path, help="pcap or pcapng file")
+    d.add_argument(
+        "--json", action="store_true", help="JSON Lines: one object per message, then a summary"
+    )
     return parser
+
+
+def _ports(args: argparse.Namespace) -> None:
+    ip = triage.parse_ipv4(args.ip)
+    when = time.time() if args.at is None else triage.parse_time(args.at)
+    table = triage.port_table(ip, when)
+    print(json.dumps(table) if args.json else triage.format_port_table(table, when))
+
+
+def _decode(args: argparse.Namespace) -> None:
+    run = triage.Triage()
+    progress = triage.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    header = False
+    for record in run.run(args.capture, progress):
+        if args.json:
+            print(json.dumps(record.to_json()))
+            continue
+        if not header:
+            print(triage.RECORD_HEADER)
+            header = True
+        print(triage.format_record(record))
+    summary = run.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(("\n" if header else "") + triage.format_summary(summary))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 src_net=args.src_net,
                 dst_net=args.dst_net,
                 sid_base=args.sid_base,
+                scan_count=args.scan_count,
+                scan_seconds=args.scan_seconds,
             )
             files = render.render(loaded, opts)
             render.write_tree(files, args.out)
@@ -65,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 
             written = pcaps.write_pcaps(args.out)
             print(f"wrote {len(written)} pcaps into {args.out}")
-    except spec.SpecError as err:
+        elif args.command == "ports":
+            _ports(args)
+        elif args.command == "decode":
+            _decode(args)
+    except (spec.SpecError, capture.CaptureError, triage.ArgumentError) as err:
         print(f"cfp2p: error: {err}", file=sys.stderr)
         return 2
     return 0
