@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jinja2
 
+from . import revs as revs_mod
 from .spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -131,7 +134,47 @@ def _decoder_header(spec: Spec, d: DecoderRule, opts: Options) -> str:
     return f"{opts.src_net} {ports} -> {opts.dst_net} any"
 
 
-def render_rules(spec: Spec, opts: Options) -> str:
+def rule_name(rule: Rule | DecoderRule, spec: Spec) -> str:
+    """A rule's name in the rev lock: Signature/transport, or decoder/transport/direction."""
+    if isinstance(rule, DecoderRule):
+        return f"decoder/{rule.transport}/{'syn' if rule.syn else rule.direction}"
+    sig = next(s for s in spec.signatures if rule in s.rules)
+    return f"{sig.name}/{rule.transport}"
+
+
+def all_rules(spec: Spec) -> list[Rule | DecoderRule]:
+    return [*spec.decoder.rules, *(r for s in spec.signatures for r in s.rules)]
+
+
+_SID = re.compile(r"[(; ]sid:(\d+);")
+
+
+def rule_lines(text: str) -> dict[int, str]:
+    """The rules of a rendered rules file, by sid."""
+    found = (_SID.search(line) for line in text.splitlines() if not line.startswith("#"))
+    return {int(m[1]): m.string for m in found if m}
+
+
+def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:
+    """sid -> (lock name, rule text) of the ruleset rendered with the spec's defaults:
+    what the rev lock hashes."""
+    opts = spec.defaults
+    lines = rule_lines(render_rules(spec, opts, {}))
+    sids = {rule_sid(opts, r): rule_name(r, spec) for r in all_rules(spec)}
+    return {sid: (name, lines[sid]) for sid, name in sids.items()}
+
+
+def current_revs(spec: Spec) -> dict[int, int]:
+    """Rev of each rule, by sid offset, from the lock beside the spec (read only)."""
+    lock = revs_mod.read_lock(revs_mod.lock_path(spec.source))
+    by_sid = revs_mod.resolve(lock, default_rules(spec)).revs
+    return {r.sid_offset: by_sid[rule_sid(spec.defaults, r)] for r in all_rules(spec)}
+
+
+def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> str:
+    """The rules file. `revs` maps sid offsets to revs; by default they come from the
+    rev lock. A rule missing from it renders rev 0, which only the lock's hashing uses."""
+    revs = current_revs(spec) if revs is None else revs
     names = Names.of(spec)
     return _env.get_template("rules.j2").render(
         banner=_banner(spec),
@@ -143,6 +186,7 @@ def render_rules(spec: Spec, opts: Options) -> str:
         decoder_keywords=lambda d: _decoder_keywords(spec, d),
         keywords=lambda s, r: _keywords(spec, r, names, s.matches),
         sid=lambda rule: rule_sid(opts, rule),
+        rev=lambda rule: revs.get(rule.sid_offset, 0),
         action=lambda rule: action(rule, opts),
         report=lambda sig, rule: _report_keywords(spec, sig, rule, opts),
         metadata=lambda sig: _metadata(spec, sig),
@@ -159,11 +203,16 @@ def render_lua(spec: Spec, opts: Options) -> str:
     )
 
 
-def render(spec: Spec, opts: Options) -> dict[str, str]:
-    """Every rendered file, by its path relative to the output folder."""
+def render(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> dict[str, str]:
+    """Every rendered file, by its path relative to the output folder. Revs (by sid
+    offset) come from the rev lock beside the spec unless given."""
+    from .docs import render_docs  # docs builds on this module
+
+    revs = current_revs(spec) if revs is None else revs
     return {
-        f"rules/{spec.pack.rules_file}": render_rules(spec, opts),
+        f"rules/{spec.pack.rules_file}": render_rules(spec, opts, revs),
         f"lua/{spec.pack.lua_script}": render_lua(spec, opts),
+        **{f"docs/{rel}": text for rel, text in render_docs(spec, opts, revs).items()},
     }
 
 
@@ -188,6 +237,10 @@ __all__ = [
     "render",
     "render_rules",
     "render_lua",
+    "default_rules",
+    "current_revs",
+    "rule_lines",
+    "rule_name",
     "write_tree",
     "Names",
     "options_line",

@@ -52,7 +52,6 @@ class Options:
 class Rule:
     transport: str
     sid_offset: int
-    rev: int
     action: str
     report: str
     drop_when_block_tcp: bool = False
@@ -63,7 +62,6 @@ class DecoderRule:
     transport: str
     direction: str
     sid_offset: int
-    rev: int
     syn: bool = False  # a TCP connection attempt (bare SYN) instead of payload
 
     @property
@@ -314,10 +312,9 @@ def _decoder(r: _Reader) -> Decoder:
             rr.choice("transport", TRANSPORTS),
             rr.choice("direction", DIRECTIONS),
             rr.get("sid_offset", int),
-            rr.get("rev", int),
             rr.get("syn", bool, False),
         )
-        _check_offset_rev(rr, rule.sid_offset, rule.rev)
+        _check_offset(rr, rule.sid_offset)
         if rule.syn and (rule.transport, rule.direction) != ("tcp", "to_server"):
             raise rr.fail("syn", "only a tcp to_server rule sees connection attempts")
         rr.done()
@@ -338,11 +335,9 @@ def _decoder(r: _Reader) -> Decoder:
     return decoder
 
 
-def _check_offset_rev(r: _Reader, sid_offset: int, rev: int) -> None:
+def _check_offset(r: _Reader, sid_offset: int) -> None:
     if sid_offset < 0:
         raise r.fail("sid_offset", f"expected 0 or more, got {sid_offset}")
-    if rev < 1:
-        raise r.fail("rev", f"expected 1 or more, got {rev}")
 
 
 def _check_msg(r: _Reader, key: str, value: str) -> None:
@@ -397,12 +392,11 @@ def _signature(r: _Reader) -> Signature:
         rule = Rule(
             transport=rr.choice("transport", RULE_TRANSPORTS),
             sid_offset=rr.get("sid_offset", int),
-            rev=rr.get("rev", int),
             action=rr.choice("action", ACTIONS),
             report=rr.choice("report", REPORTS),
             drop_when_block_tcp=rr.get("drop_when_block_tcp", bool, False),
         )
-        _check_offset_rev(rr, rule.sid_offset, rule.rev)
+        _check_offset(rr, rule.sid_offset)
         if rule.drop_when_block_tcp and rule.transport != "tcp":
             raise rr.fail("drop_when_block_tcp", "only a tcp rule can be switched by block_tcp")
         rr.done()
