@@ -20,13 +20,17 @@ test: $(VENV)/.installed engines
 lint: $(VENV)/.installed
 	$(BIN)/ruff check generator tests
 
-engines: suricata7 suricata8
+engines: suricata7 suricata8 netns-tools
 
 suricata7:
 	@sh scripts/install-suricata7.sh
 
 suricata8:
 	@sh scripts/install-suricata8.sh $(SURICATA8_ROOT)
+
+.PHONY: netns-tools
+netns-tools:
+	@sh scripts/install-netns-tools.sh
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
