@@ -72,7 +72,7 @@ class DecoderRule:
     @property
     def counts_attempts(self) -> bool:
         """Its packets are attempts on the destination for the scan count: UDP
-        datagrams to a server, TCP connection attempts."""
+        messages to a server, TCP connection attempts."""
         return self.syn or (self.transport, self.direction) == ("udp", "to_server")
 
 

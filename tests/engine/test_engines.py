@@ -118,8 +118,15 @@ def test_case(engine, case):
     )
 
 
+# Its one probe is past the decoder's per-call budget: not decoded, so not counted
+# (a known limit; the udp-large-fragmented case expects no alert at all).
+BEYOND_BUDGET = {"udp-large-fragmented"}
+
+
 @pytest.mark.parametrize(
-    "scenario", [s for s in pcaps.SCENARIOS if s.attempts], ids=lambda s: s.name
+    "scenario",
+    [s for s in pcaps.SCENARIOS if s.attempts and s.name not in BEYOND_BUDGET],
+    ids=lambda s: s.name,
 )
 def test_scan_count(engine, scenario):
     """Conficker_P2P_Scan counts exactly each source's attempts on computed ports: with

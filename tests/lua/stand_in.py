@@ -29,6 +29,7 @@ local function vars(kind)
     register = function(name) host.registered[#host.registered + 1] = name end,
     get = function(name) return {
       set = function(self, value, len) host.set(kind, name, value) end,
+      value = function(self) return host.get(name) end,
       incr = function(self) return host.incr(name) end } end }
 end
 package.preload["suricata.flowint"] = function() return vars("flowint") end
@@ -41,6 +42,7 @@ function SCPacketTuple() return host.ipver, host.sip, host.dip, host.proto, host
 function SCPacketTimestamp() return host.sec, 0 end
 function SCPacketPayload() return host.payload end
 function ScFlowintIncr(i) return host.incr(i) end
+function ScFlowintGet(i) return host.get(i) end
 function SCFlowId() return host.flow_id end
 function SCRuleIds() return host.sid, 1, 1 end
 function ScFlowintSet(i, v) host.set("flowint", i, v) end
@@ -50,8 +52,13 @@ function ScFlowvarSet(i, v, n) host.set("flowvar", i, v) end
 
 @dataclass
 class Verdict:
+    """The flow's flowints after one call, and the flowvars the call set."""
+
     flowints: dict = field(default_factory=dict)
     flowvars: dict = field(default_factory=dict)
+
+    def flowint(self, name: str) -> int:
+        return self.flowints.get(name, 0)
 
 
 # Packet time when a test does not give one: 2026-11-26T12:00:00Z, mid-week.
@@ -61,8 +68,9 @@ DEFAULT_SEC = 1795694400
 class Decoder:
     """One Lua state of the rendered script, as one decoder rule would have it."""
 
-    def __init__(self, script: str, engine: str, sid: int):
+    def __init__(self, script: str, engine: str, sid: int, scan: str = "cfp2p_scan"):
         self.engine = engine
+        self.scan = scan
         self.lua = ENGINES[engine].LuaRuntime(unpack_returned_tuples=True)
         self.host = self.lua.table_from(
             {
@@ -81,7 +89,8 @@ class Decoder:
         self.host.registered = self.lua.table()
         self.host.set = self._set
         self.host.incr = self._incr
-        self.persistent: dict[tuple[int, str], int] = {}  # (flow id, flowint) -> value
+        self.host.get = self._get
+        self.flowints: dict[int, dict[str, int]] = {}  # flow id -> its flowints
         self.verdict = Verdict()
         self.lua.execute(_GLOBALS_7 if engine == "luajit" else _LIBS_8, self.host)
         self.lua.execute(script)
@@ -95,20 +104,27 @@ class Decoder:
             self.flowint_names = list(self.needs["flowint"].values())
             self.flowvar_names = list(self.needs["flowvar"].values())
 
+    def _flowint(self, key) -> tuple[dict[str, int], str]:
+        """The current flow's flowints, and the name of flowint `key` (7: an index)."""
+        name = self.flowint_names[key] if self.engine == "luajit" else key
+        return self.flowints.setdefault(self.host.flow_id, {}), name
+
     def _set(self, kind, key, value):
-        if self.engine == "luajit":
-            names = self.flowint_names if kind == "flowint" else self.flowvar_names
-            key = names[key]
-        target = self.verdict.flowints if kind == "flowint" else self.verdict.flowvars
-        target[key] = value
+        if kind == "flowint":
+            ints, name = self._flowint(key)
+            ints[name] = value
+        else:
+            name = self.flowvar_names[key] if self.engine == "luajit" else key
+            self.verdict.flowvars[name] = value
+
+    def _get(self, key):
+        ints, name = self._flowint(key)
+        return ints.get(name)
 
     def _incr(self, key):
-        """A flowint that lives as long as the flow (the connection attempt count)."""
-        if self.engine == "luajit":
-            key = self.flowint_names[key]
-        slot = (self.host.flow_id, key)
-        self.persistent[slot] = self.persistent.get(slot, 0) + 1
-        return self.persistent[slot]
+        ints, name = self._flowint(key)
+        ints[name] = ints.get(name, 0) + 1
+        return ints[name]
 
     def match(
         self,
@@ -134,4 +150,7 @@ class Decoder:
         )
         result = self._match(args)
         assert result == 0, "the decoder never matches"
+        ints = self.flowints.setdefault(flow_id, {})
+        self.verdict.flowints = dict(ints)
+        ints[self.scan] = 0  # what the scan signature does when it matches
         return self.verdict

@@ -55,9 +55,9 @@ def expected(payload: bytes) -> tuple[int, int]:
 
 
 def counts(verdict) -> tuple[int, int]:
-    fi = verdict.flowints
-    assert fi["cfp2p_messages"] == fi["cfp2p_control"] + fi["cfp2p_data"]
-    return fi["cfp2p_control"], fi["cfp2p_data"]
+    control, data = verdict.flowint("cfp2p_control"), verdict.flowint("cfp2p_data")
+    assert verdict.flowint("cfp2p_messages") == control + data
+    return control, data
 
 
 @pytest.fixture(params=ENGINES)
@@ -222,7 +222,8 @@ def syn(request) -> Decoder:
 
 def test_port_generator_agrees_with_codec(syn):
     """A first SYN to any of the destination's computed TCP ports is an attempt, and a
-    datagram to any of its UDP ports; a port of the other transport is not."""
+    message to any of its UDP ports; a port of the other transport is not, nor a datagram
+    that holds no message."""
     udp = Decoder(SCRIPT, syn.engine, SIDS["udp", "to_server"])
     rng = random.Random(f"ports-{syn.engine}")
     flows = iter(range(1, 10_000))
@@ -233,10 +234,13 @@ def test_port_generator_agrees_with_codec(syn):
             (p, 0) for p in {udp_a, udp_b} - {tcp_a, tcp_b}
         ]:
             verdict = syn.match(b"", CLIENT, port, next(flows), True, dip=ip, sec=sec)
-            assert verdict.flowints["cfp2p_scan"] == expected, (ip, sec, port)
+            assert verdict.flowint("cfp2p_scan") == expected, (ip, sec, port)
         for port in (udp_a, udp_b):
-            verdict = udp.match(rng.randbytes(30), CLIENT, port, dip=ip, sec=sec)
-            assert verdict.flowints["cfp2p_scan"] == 1, (ip, sec, port)
+            probe = P.encode(random_message(rng, max_data=20))
+            verdict = udp.match(probe, CLIENT, port, dip=ip, sec=sec)
+            assert verdict.flowint("cfp2p_scan") == 1, (ip, sec, port)
+            verdict = udp.match(rng.randbytes(len(probe)), CLIENT, port, dip=ip, sec=sec)
+            assert verdict.flowint("cfp2p_scan") == 0, (ip, sec, port)
 
 
 def test_week_rollover_slop(syn):
@@ -258,25 +262,28 @@ def test_week_rollover_slop(syn):
     ]
     for flow, (sec, port, attempt) in enumerate(cases, start=1):
         verdict = syn.match(b"", CLIENT, port, flow, True, dip=ip, sec=sec)
-        assert verdict.flowints["cfp2p_scan"] == attempt, (sec - rollover, port)
+        assert verdict.flowint("cfp2p_scan") == attempt, (sec - rollover, port)
 
 
 def test_syn_counted_once_per_connection(syn):
     ip, sec = "198.51.100.77", 1795694400
     port = P.ports(ip, P.epoch_week(sec))[0]
     scans = [syn.match(b"", CLIENT, port, flow, True, dip=ip, sec=sec) for flow in (1, 1, 1, 2)]
-    assert [v.flowints["cfp2p_scan"] for v in scans] == [1, 0, 0, 1]
+    assert [v.flowint("cfp2p_scan") for v in scans] == [1, 0, 0, 1]
 
 
 def test_only_attempts_on_the_destination_count(udp):
     """Replies (to_client) are never attempts; IPv6 has no computed ports."""
     ip, sec = "198.51.100.77", 1795694400
     udp_port = P.ports(ip, P.epoch_week(sec))[1]
+    msg = P.encode(random_message(random.Random(5)))
+    assert udp.match(msg, CLIENT, udp_port, dip=ip, sec=sec).flowint("cfp2p_scan") == 1
     to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
-    reply = to_client.match(bytes(30), udp_port, CLIENT, sip=ip, sec=sec)
-    assert reply.flowints["cfp2p_scan"] == 0
-    v6 = udp.match(bytes(30), CLIENT, udp_port, dip="2001:db8::1", sec=sec, ipver=6)
-    assert v6.flowints["cfp2p_scan"] == 0
+    reply = to_client.match(msg, udp_port, CLIENT, sip=ip, sec=sec)
+    assert sum(counts(reply)) == 1 and reply.flowint("cfp2p_scan") == 0
+    v6 = udp.match(msg, CLIENT, udp_port, 2, dip="2001:db8::1", sec=sec, ipver=6)
+    assert sum(counts(v6)) == 1 and v6.flowint("cfp2p_scan") == 0
+    assert v6.flowvars["cfp2p_port_match"] == "false"
 
 
 def test_port_match_names_the_listener(udp):

@@ -216,10 +216,18 @@ def _computed(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
     return {protocol.ports(ip, week)[i] for week in weeks for i in indexes}
 
 
+def _is_message(payload: bytes) -> bool:
+    try:
+        protocol.decode(payload)
+    except DecodeError:
+        return False
+    return True
+
+
 def count_attempts(packets: list[Packet]) -> dict[str, int]:
-    """Per source, what the scan count should see: datagrams (14 bytes or more) from a UDP
-    flow's initiator to a computed UDP port of the destination, and connections whose first
-    SYN goes to a computed TCP port of the destination."""
+    """Per source, what the scan count should see: datagrams holding a valid message from a
+    UDP flow's initiator to a computed UDP port of the destination, and connections whose
+    first SYN goes to a computed TCP port of the destination."""
     found: dict[str, int] = defaultdict(int)
     udp_flows: set[frozenset] = set()
     initiators: set[tuple] = set()
@@ -233,7 +241,7 @@ def count_attempts(packets: list[Packet]) -> dict[str, int]:
                 udp_flows.add(ends)
                 initiators.add(key)
             computed = pkt[UDP].dport in _computed(ip.dst, ts, (1, 3))
-            if key in initiators and len(pkt[UDP].payload) >= 14 and computed:
+            if key in initiators and computed and _is_message(bytes(pkt[UDP].payload)):
                 found[ip.src] += 1
         elif TCP in pkt and pkt[TCP].flags == "S":
             key = (ip.src, pkt[TCP].sport, ip.dst, pkt[TCP].dport)
@@ -251,11 +259,12 @@ def test_attempts_match_expected(outdir: pathlib.Path, name: str) -> None:
 
 def test_scan_sweep_not_attempts(outdir: pathlib.Path) -> None:
     """The sweep also holds SYN retransmissions and traffic to the wrong ports: 10 SYNs (6
-    connections, 2 retransmissions, 2 to other ports) and 6 datagrams from the scanner."""
+    connections, 2 retransmissions, 2 to other ports) and 7 datagrams (5 probes, 2 without a
+    message) from the scanner."""
     packets = rdpcap(str(outdir / "scan-sweep.pcap"))
     syns = [p for p in packets if TCP in p and p[TCP].flags == "S"]
     datagrams = [p for p in packets if UDP in p]
-    assert (len(syns), len(datagrams)) == (10, 6)
+    assert (len(syns), len(datagrams)) == (10, 7)
     assert {p[IP].src for p in syns + datagrams} == {pcaps.SCANNER}
 
 
