@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,11 +80,18 @@ def _ports(args: argparse.Namespace) -> None:
 
 
 def _decode(args: argparse.Namespace) -> None:
+    try:
+        _print_decoded(args.capture, args.json)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_decoded(path: Path, as_json: bool) -> None:
     run = triage.Triage()
     progress = triage.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     header = False
-    for record in run.run(args.capture, progress):
-        if args.json:
+    for record in run.run(path, progress):
+        if as_json:
             print(json.dumps(record.to_json()))
             continue
         if not header:
@@ -91,7 +99,7 @@ def _decode(args: argparse.Namespace) -> None:
             header = True
         print(triage.format_record(record))
     summary = run.summary()
-    if args.json:
+    if as_json:
         print(json.dumps(summary))
     else:
         print(("\n" if header else "") + triage.format_summary(summary))

@@ -11,6 +11,12 @@ A message's listener is the end whose port is one of its computed ports (PROTOCO
 the destination when the destination port matches, else the source (a reply comes from the
 listener's port). Ports are computed for the packet time's epoch week and, within 15 minutes
 of a Monday 00:00 UTC rollover, for the neighbouring week too.
+
+The summary counts, per host, the attempts the scan signature counts: a scanning source sent
+UDP datagrams holding a valid message to other hosts' computed UDP ports, or opened TCP
+connections (SYN, once per connection, message or not) to their computed TCP ports; an
+answering listener replied from its computed UDP port with a valid message, or accepted (SYN/ACK)
+on its computed TCP port.
 """
 
 from __future__ import annotations
@@ -251,11 +257,11 @@ def _listener_side(
 class Limits:
     """Caps that keep memory bounded on any capture."""
 
-    max_connections: int = 65536  # TCP connections tracked (LRU beyond)
+    max_connections: int = 16384  # TCP connections tracked (LRU beyond)
     max_pending: int = 65536  # out-of-order bytes held per TCP direction
     # TCP bytes held in all directions together; at least two directions' worth
     # (2 * (65537 + max_pending)), since the connection being fed is never evicted
-    max_buffered: int = 256 * 1024 * 1024
+    max_buffered: int = 64 * 1024 * 1024
     max_fragment_datagrams: int = 1024  # IP datagrams being reassembled at once
     max_fragment_bytes: int = 32 * 1024 * 1024  # fragment bytes held in total
     fragment_timeout: float = 30.0  # seconds (packet time) a datagram may take to complete
@@ -403,7 +409,8 @@ class TcpTracker:
     Retransmitted and overlapping bytes are trimmed; out-of-order segments wait (up to
     max_pending bytes) for the hole before them to fill, else the direction is given up.
     FIN or RST frees a direction's buffers; the connection stays as a small record (so late
-    retransmissions are not decoded twice) until the least recently used ones are evicted.
+    retransmissions are not decoded twice) at the eviction end of the LRU order: past a cap,
+    finished connections go first, then the least recently used live ones.
     """
 
     def __init__(self, limits: Limits, stats: Counter[str]):
@@ -450,6 +457,8 @@ class TcpTracker:
             self._finish(conn.dirs[1])
         elif flags & _TCP_FIN:
             self._finish(direction)
+        if conn.dirs[0].decoder is None and conn.dirs[1].decoder is None:
+            self.conns.move_to_end(key, last=False)  # nothing left to decode: evict it first
         return conn, msgs
 
     def _deliver(self, direction: _Direction, seq: int, data: bytes) -> list[Message]:
@@ -706,18 +715,18 @@ class Triage:
             return []
         payload = segment[8:length] if length else segment[8:]
         self.stats["udp_datagrams"] += 1
-        weeks = _weeks(ts_ns / 1e9)
-        side = _listener_side(src, sport, dst, dport, weeks, _UDP_INDEX)
-        if side == "dst":
-            self._note(self.scanners, src, dst).udp += 1
-        elif side == "src":
-            self._note(self.listeners, src, dst).udp += 1
         if not message_verdict(payload, len(payload)):
             return []
         try:
             msg = decode(payload)
         except DecodeError:
             return []
+        weeks = _weeks(ts_ns / 1e9)
+        side = _listener_side(src, sport, dst, dport, weeks, _UDP_INDEX)
+        if side == "dst":
+            self._note(self.scanners, src, dst).udp += 1
+        elif side == "src":
+            self._note(self.listeners, src, dst).udp += 1
         return [self._record(ts_ns, "udp", src, sport, dst, dport, msg, len(payload), side, weeks)]
 
     def _tcp(self, ts_ns: int, src: bytes, dst: bytes, segment: bytes) -> list[Record]:
@@ -925,7 +934,11 @@ def format_summary(summary: dict) -> str:
             f"{tcp['gaps']} directions given up at a gap, {tcp['evicted']} connections evicted"
         )
     tables = (
-        ("scanning sources (sent to other hosts' computed ports)", "scanners", "destinations"),
+        (
+            "scanning sources (UDP messages or TCP connections to computed ports)",
+            "scanners",
+            "destinations",
+        ),
         ("answering listeners (replied or accepted on their computed ports)", "listeners", "peers"),
     )
     for title, key, peers in tables:

@@ -261,6 +261,9 @@ def converted_variants(src: pathlib.Path, out: pathlib.Path) -> dict[str, pathli
         "pcap-sll": write_pcap(out / "sll.pcap", [(t, sll(d)) for t, d in frames], linktype=113),
         "pcap-sll2": write_pcap(out / "sll2.pcap", [(t, sll2(d)) for t, d in frames], linktype=276),
         "pcap-vlan": write_pcap(out / "vlan.pcap", [(t, vlan(d)) for t, d in frames]),
+        "pcap-null": write_pcap(  # BSD loopback: AF_INET (2) in the capturing host's order
+            out / "null.pcap", [(t, b"\2\0\0\0" + strip_ethernet(d)) for t, d in frames], linktype=0
+        ),
     }
     for order, name in (("<", "pcapng-le"), (">", "pcapng-be")):
         # two interfaces with their own link type and resolution: µs Ethernet, ns raw IPv4
@@ -411,6 +414,16 @@ def test_ipv6_is_skipped_and_counted(tmp_path: pathlib.Path, capsys) -> None:
     assert "1 IPv6 packets (Conficker P2P is IPv4 only)" in capsys.readouterr().out
 
 
+def test_unknown_link_type_and_snapped_packets(tmp_path: pathlib.Path) -> None:
+    frame = udp_frame("192.0.2.1", 40000, "203.0.113.200", WEEK_2968_UDP_B, probe(3, 0x8003))
+    t = pcaps.BASE_TS * 10**9
+    _, summary, _ = decode_file(write_pcap(tmp_path / "ppp.pcap", [(t, frame)], linktype=9))
+    assert summary["skipped"]["unknown_link"] == 1 and summary["packets"] == 1
+    cut = [(t, frame[:40]), (t, frame)]  # the first copy lost its tail to the snapshot length
+    records, summary, _ = decode_file(write_pcap(tmp_path / "snap.pcap", cut))
+    assert summary["skipped"]["snapped"] == 1 and len(records) == 1
+
+
 # --- TCP reassembly --------------------------------------------------------------------------
 
 
@@ -443,17 +456,17 @@ def test_retransmitted_segments_decode_once(
 
 
 def test_overlapping_retransmission(pcap_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    """tcp-split's 3 data segments; after the 2nd, the 1st's last 50 bytes and the 2nd's
-    first 30 are resent as one segment: the overlap is trimmed."""
+    """Between tcp-split's 1st and 2nd data segments, a segment resends the 1st's last 50 bytes
+    with the 2nd's first 30: both overlaps (50 old bytes, then 30 in the 2nd) are trimmed."""
     frames = frames_of(pcap_dir / "tcp-split.pcap")
     first, second, _third = data_segments(frames)
     p1 = bytes(Ether(frames[first][1])[TCP].payload)
     p2 = bytes(Ether(frames[second][1])[TCP].payload)
     resend = rebuilt(frames[first][1], len(p1) - 50, p1[-50:] + p2[:30])
-    edited = frames[: second + 1] + [(frames[second][0], resend)] + frames[second + 1 :]
+    edited = frames[:second] + [(frames[second][0], resend)] + frames[second:]
     _, summary, _ = decode_file(write_pcap(tmp_path / "overlap.pcap", edited))
     assert summary["messages"] == SCENARIOS["tcp-split"].expect
-    assert summary["tcp"]["retransmitted"] == 1
+    assert summary["tcp"]["retransmitted"] == 2
 
 
 def test_out_of_order_segments(pcap_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
@@ -533,6 +546,38 @@ def test_tcp_state_stays_under_its_caps(tmp_path: pathlib.Path) -> None:
     assert summary["messages"]["tcp_control"] == 2
 
 
+def test_connection_count_is_capped(tmp_path: pathlib.Path) -> None:
+    """Bare SYNs hold no bytes: only the connection cap bounds them. Each is still counted."""
+    t = pcaps.BASE_TS * 10**9
+    dport = protocol.ports("203.0.113.200", 2968)[0]
+    frames = [
+        (t, tcp_frame(f"10.0.{i >> 8}.{i & 255}", 40000, "203.0.113.200", dport, i, SYN))
+        for i in range(2000)
+    ]
+    limits = triage.Limits(max_connections=50)
+    _, summary, run = decode_file(write_pcap(tmp_path / "syns.pcap", frames), limits)
+    assert summary["tcp"]["peak_connections"] == 50 and len(run.tcp.conns) == 50
+    assert sum(r["tcp"] for r in summary["scanners"]) == 2000
+
+
+def test_finished_connections_are_evicted_before_live_ones(tmp_path: pathlib.Path) -> None:
+    """A message in flight survives 200 short sessions opening and closing meanwhile, though
+    only 50 connections are tracked: finished ones go first."""
+    t = pcaps.BASE_TS * 10**9
+    framed = encode_tcp(Message(1, 2, 0x8005, noise=bytes(30)))
+    live = ("192.0.2.1", 40000, "203.0.113.200", 19190)
+    frames = [(t, tcp_frame(*live, 10, SYN)), (t, tcp_frame(*live, 11, ACK, framed[:20]))]
+    for i in range(200):
+        src = f"10.1.{i}.1"
+        frames.append((t, tcp_frame(src, 40000, "203.0.113.9", 5000, 0, SYN)))
+        frames.append((t, tcp_frame(src, 40000, "203.0.113.9", 5000, 1, ACK | FIN, b"hello")))
+        frames.append((t, tcp_frame("203.0.113.9", 5000, src, 40000, 7, ACK | FIN)))
+    frames.append((t, tcp_frame(*live, 31, ACK, framed[20:])))
+    limits = triage.Limits(max_connections=50)
+    _, summary, _ = decode_file(write_pcap(tmp_path / "churn.pcap", frames), limits)
+    assert summary["messages"]["tcp_control"] == 1 and summary["tcp"]["evicted"] == 0
+
+
 def test_out_of_order_flood_is_capped(tmp_path: pathlib.Path) -> None:
     """Segments past a hole that never fills: held up to max_pending, then the direction is
     given up."""
@@ -549,10 +594,26 @@ def test_out_of_order_flood_is_capped(tmp_path: pathlib.Path) -> None:
     assert summary["tcp"]["peak_buffered_bytes"] <= 20_000
 
 
-def test_random_streams_are_dropped_early(pcap_dir: pathlib.Path) -> None:
-    """Random TCP payloads are rejected from their first bytes, not buffered up to 64 KB."""
+def test_impossible_frames_are_dropped_early(tmp_path: pathlib.Path) -> None:
+    """A stream announcing a 60000-byte frame whose first bytes already fail the checksum (key
+    0:0 leaves flags 0x8001 in clear, a control message with a zero checksum) is dropped at its
+    first segment instead of being buffered to 60 KB."""
+    head = struct.pack("<H", 60000) + bytes(8) + b"\x01\x80" + bytes(4)
+    assert not decodes(head[2:16])
+    t = pcaps.BASE_TS * 10**9
+    frames = [(t, tcp_frame("192.0.2.1", 40000, "203.0.113.200", 19190, 0, SYN))]
+    seq = 1
+    for i in range(40):
+        chunk = head + bytes(1400 - len(head)) if i == 0 else random.Random(i).randbytes(1400)
+        frames.append((t, tcp_frame("192.0.2.1", 40000, "203.0.113.200", 19190, seq, ACK, chunk)))
+        seq += len(chunk)
+    _, summary, run = decode_file(write_pcap(tmp_path / "bulk.pcap", frames))
+    assert summary["tcp"]["peak_buffered_bytes"] == 0 and run.tcp.buffered == 0
+
+
+def test_random_streams_leave_nothing_buffered(pcap_dir: pathlib.Path) -> None:
     _, summary, run = decode_file(pcap_dir / "neg-random-tcp.pcap")
-    assert summary["tcp"]["peak_buffered_bytes"] < 20 * 1400
+    assert summary["tcp"]["peak_buffered_bytes"] < 10 * 1400
     assert run.tcp.buffered == 0
 
 
@@ -566,20 +627,33 @@ def test_fragments_shuffled_duplicated_and_missing(pcap_dir, tmp_path: pathlib.P
 
 
 def test_fragment_state_is_capped(tmp_path: pathlib.Path) -> None:
+    """5000 first fragments that never complete: at most 100 datagrams are held."""
     t = pcaps.BASE_TS * 10**9
     frames = [
         (t + i, ipv4("192.0.2.1", "203.0.113.200", 17, bytes(1480), ident=i, frag=0x2000))
         for i in range(5000)
     ]
-    # an old incomplete datagram times out; a late complete one still reassembles
-    whole = struct.pack("!HHHH", 40000, WEEK_2968_UDP_B, 8 + 14, 0) + probe(9)
-    frames.append((t + 31 * 10**9, ipv4("192.0.2.7", "203.0.113.200", 17, whole[:16], 9, 0x2000)))
-    frames.append((t + 31 * 10**9, ipv4("192.0.2.7", "203.0.113.200", 17, whole[16:], 9, 2)))
     limits = triage.Limits(max_fragment_datagrams=100, max_fragment_bytes=10**9)
     _, summary, run = decode_file(write_pcap(tmp_path / "frags.pcap", frames), limits)
-    assert len(run.defrag.held) <= 100
-    assert summary["ip"]["fragments_dropped"] == 5000
-    assert summary["messages"]["udp_control"] == 1
+    assert len(run.defrag.held) == 100 and summary["ip"]["fragments_dropped"] == 4900
+    limits = triage.Limits(max_fragment_bytes=50 * 1480)
+    _, summary, run = decode_file(write_pcap(tmp_path / "frags.pcap", frames), limits)
+    assert len(run.defrag.held) == 50 and run.defrag.bytes == 50 * 1480
+
+
+def test_fragments_time_out(tmp_path: pathlib.Path) -> None:
+    """An incomplete datagram is dropped 30 s (packet time) after its first fragment; a late
+    complete one still reassembles."""
+    t = pcaps.BASE_TS * 10**9
+    whole = struct.pack("!HHHH", 40000, WEEK_2968_UDP_B, 8 + 14, 0) + probe(9)
+    frames = [
+        (t, ipv4("192.0.2.1", "203.0.113.200", 17, bytes(1480), ident=1, frag=0x2000)),
+        (t + 31 * 10**9, ipv4("192.0.2.7", "203.0.113.200", 17, whole[:16], 9, 0x2000)),
+        (t + 31 * 10**9, ipv4("192.0.2.7", "203.0.113.200", 17, whole[16:], 9, 2)),
+    ]
+    _, summary, run = decode_file(write_pcap(tmp_path / "late.pcap", frames))
+    assert summary["ip"]["fragments_dropped"] == 1 and not run.defrag.held
+    assert summary["messages"]["udp_control"] == 1 and summary["ip"]["reassembled"] == 1
 
 
 # --- errors ----------------------------------------------------------------------------------
