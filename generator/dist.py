@@ -55,8 +55,8 @@ class Release:
     index: Path
 
 
-def version(root: Path = ROOT) -> str:
-    path = root / "VERSION"
+def version(root: Path | None = None) -> str:
+    path = (root or ROOT) / "VERSION"
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as err:
@@ -67,7 +67,7 @@ def version(root: Path = ROOT) -> str:
     return text
 
 
-def source_date_epoch(root: Path = ROOT) -> int:
+def source_date_epoch(root: Path | None = None) -> int:
     """SOURCE_DATE_EPOCH if set, else the time of the commit checked out."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env is not None:
@@ -75,7 +75,9 @@ def source_date_epoch(root: Path = ROOT) -> int:
             raise DistError(f"SOURCE_DATE_EPOCH: expected unix seconds, got {env!r}")
         return int(env)
     proc = subprocess.run(
-        ["git", "-C", str(root), "log", "-1", "--format=%ct"], capture_output=True, text=True
+        ["git", "-C", str(root or ROOT), "log", "-1", "--format=%ct"],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
         raise DistError("SOURCE_DATE_EPOCH: not set, and no git commit to take the time from")
@@ -112,7 +114,7 @@ def _read(path: Path) -> bytes:
         raise DistError(f"{path}: cannot read: {err.strerror}") from None
 
 
-def contents(loaded: spec.Spec, root: Path = ROOT) -> dict[str, bytes]:
+def contents(loaded: spec.Spec, root: Path) -> dict[str, bytes]:
     """The archive's files by path inside `<name>-<version>/`."""
     resolved = revs.resolve(
         revs.read_lock(revs.lock_path(loaded.source)), render.default_rules(loaded)
@@ -159,7 +161,7 @@ def tarball(prefix: str, files: dict[str, bytes], mtime: int) -> bytes:
     return raw.getvalue()
 
 
-def index_yaml(name: str, url: str, root: Path = ROOT) -> str:
+def index_yaml(name: str, url: str, root: Path) -> str:
     """A suricata-update source index (the format of its index.yaml) with the pack."""
     project = tomllib.loads(_read(root / "pyproject.toml").decode())["project"]
     entry = {
@@ -187,9 +189,12 @@ def build(
     out: Path,
     base_url: str = DEFAULT_BASE_URL,
     spec_path: Path = spec.DEFAULT_SPEC,
-    root: Path = ROOT,
+    root: Path | None = None,
 ) -> Release:
-    """Build the release into `out`. Every input is checked before anything is written."""
+    """Build the release into `out` from the spec and the files of `root` (VERSION,
+    LICENSE, CHANGELOG.md, pyproject.toml; default: this repository). Every input is
+    checked before anything is written."""
+    root = root or ROOT
     if not base_url.startswith(("http://", "https://", "file://")):
         raise DistError(f"--base-url: expected an http(s):// or file:// URL, got {base_url!r}")
     loaded = spec.load(spec_path)

@@ -218,6 +218,9 @@ def render_docs(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str,
         decoder_label=_decoder_label,
         decoder_range=f"{decoder_sids[0]}–{decoder_sids[-1]}",
         engines=examples.engines,
+        engine_label=lambda name: (
+            f"Suricata {examples.engines[name]}" if name in examples.engines else name
+        ),
         reference=_reference,
         unstable=", ".join(f"`{f}`" for f in UNSTABLE),
         new_interval=EXAMPLE_REPORT_INTERVAL,

@@ -1,0 +1,143 @@
+"""The release tarball: the same bytes on every build, the files suricata-update needs
+where it looks for them, an index it reads, and bad input refused before writing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import tarfile
+from pathlib import Path
+
+import idstools.rule
+import pytest
+import suricata.update.sources
+
+from generator import dist, render, revs, spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = spec.load()
+EPOCH = 1_700_000_000
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch) -> dist.Release:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    return dist.build(tmp_path / "a", "http://127.0.0.1:9/rel/")
+
+
+def test_two_builds_give_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)  # the commit time
+    first = dist.build(tmp_path / "a")
+    second = dist.build(tmp_path / "b")
+    for a, b in zip(
+        (first.tarball, first.md5, first.index),
+        (second.tarball, second.md5, second.index),
+        strict=True,
+    ):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    third = dist.build(tmp_path / "c")
+    assert third.tarball.read_bytes() != first.tarball.read_bytes(), "mtimes follow the epoch"
+
+
+def test_archive_is_normalised(release):
+    data = release.tarball.read_bytes()
+    assert data[3] & 0x08 == 0, "gzip header without a file name"
+    assert data[4:8] == b"\0\0\0\0", "gzip header without a time"
+    with tarfile.open(release.tarball) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    prefix = f"{SPEC.pack.name}-{dist.version()}"
+    assert all(n == prefix or n.startswith(prefix + "/") for n in names)
+    for m in members:
+        assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", EPOCH), m.name
+        assert m.mode == (0o755 if m.isdir() else 0o644), m.name
+    assert gzip.decompress(data)  # a valid gzip stream
+
+
+def test_archive_holds_the_pack(release):
+    prefix = f"{SPEC.pack.name}-{dist.version()}"
+    with tarfile.open(release.tarball) as tar:
+        files = {
+            m.name.removeprefix(prefix + "/"): tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+    rendered = render.render(SPEC, SPEC.defaults)
+    rules = rendered[f"rules/{SPEC.pack.rules_file}"]
+    assert files[f"rules/{SPEC.pack.rules_file}"].decode() == rules
+    assert (
+        files[f"rules/{SPEC.pack.lua_script}"].decode() == rendered[f"lua/{SPEC.pack.lua_script}"]
+    )
+    for rel, text in rendered.items():
+        if rel.startswith("docs/"):
+            assert files[rel].decode() == text, rel
+    for name in ("LICENSE", "VERSION", "CHANGELOG.md"):
+        assert files[name] == (ROOT / name).read_bytes(), name
+    assert b"The conficker-p2p pack authors" in files["LICENSE"]
+    # sid-msg.map v2: gid || sid || rev || classtype || priority || msg || refs
+    entries = [line.split(" || ") for line in files["rules/sid-msg.map"].decode().splitlines()]
+    parsed = [idstools.rule.parse(line) for line in rules.splitlines()]
+    parsed = sorted(filter(None, parsed), key=lambda r: r.sid)
+    assert [e[:3] for e in entries] == [["1", str(r.sid), str(r.rev)] for r in parsed]
+    assert [e[5] for e in entries] == [r.msg for r in parsed]
+
+
+def test_md5_and_index(release, tmp_path):
+    data = release.tarball.read_bytes()
+    assert release.md5.read_text().strip() == hashlib.md5(data).hexdigest()
+    index = suricata.update.sources.Index(str(release.index))
+    source = index.get_source_by_name(SPEC.pack.name)
+    assert index.resolve_url(SPEC.pack.name, {}) == (
+        f"http://127.0.0.1:9/rel/{release.tarball.name}"
+    )
+    assert {"summary", "vendor", "license", "min-version"} <= set(source)
+    assert source["license"] == "MIT"
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A copy of what a release is built from."""
+    r = tmp_path / "root"
+    (r / "spec").mkdir(parents=True)
+    for name in ("VERSION", "LICENSE", "CHANGELOG.md", "pyproject.toml"):
+        shutil.copy(ROOT / name, r / name)
+    shutil.copy(SPEC.source, r / "spec")
+    shutil.copy(revs.lock_path(SPEC.source), r / "spec")
+    return r
+
+
+def _refused(root: Path, tmp_path: Path, capsys, monkeypatch, problem: str) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    monkeypatch.setattr(dist, "ROOT", root)
+    out = tmp_path / "out"
+    spec_path = root / "spec" / Path(SPEC.source).name
+    code = dist.main(["--out", str(out), "--spec", str(spec_path)])
+    assert code == 2
+    assert problem in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir()), "nothing written"
+
+
+def test_stale_lock_is_refused(root, tmp_path, capsys, monkeypatch):
+    path = root / "spec" / Path(SPEC.source).name
+    path.write_text(path.read_text().replace("report: every}", "report: once_per_flow}"))
+    _refused(root, tmp_path, capsys, monkeypatch, "out of date")
+
+
+def test_bad_version_is_refused(root, tmp_path, capsys, monkeypatch):
+    (root / "VERSION").write_text("one\n")
+    _refused(root, tmp_path, capsys, monkeypatch, f"{root / 'VERSION'}: expected a version")
+
+
+def test_version_without_changelog_is_refused(root, tmp_path, capsys, monkeypatch):
+    (root / "VERSION").write_text("9.9.9\n")
+    _refused(root, tmp_path, capsys, monkeypatch, "no '## 9.9.9' section")
+
+
+def test_bad_epoch_is_refused(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dist, "ROOT", root)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    assert dist.main(["--out", str(tmp_path / "out")]) == 2
+    assert "SOURCE_DATE_EPOCH" in capsys.readouterr().err
