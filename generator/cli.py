@@ -91,6 +91,8 @@ def _print_decoded(path: Path, as_json: bool) -> None:
     progress = triage.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     header = False
     for record in run.run(path, progress):
+        if progress is not None:
+            progress.clear()
         if as_json:
             print(json.dumps(record.to_json()))
             continue

@@ -990,7 +990,11 @@ class ProgressBar:
         self.stream.flush()
         self.drawn = True
 
-    def close(self) -> None:
+    def clear(self) -> None:
+        """Erase the bar (before other output on the same terminal); update() redraws it."""
         if self.drawn:
             self.stream.write("\r" + " " * (self.width + 40) + "\r")
             self.stream.flush()
+            self.drawn = False
+
+    close = clear
