@@ -36,6 +36,7 @@ class Names:
     any: str  # per packet: valid messages of either kind
     scan: str  # per packet: 1 for an attempt on a computed port
     syn: str  # per flow: connection attempts the decoder has seen
+    session: str  # per flow: 1 once a TCP session carried a valid control message
     flags: str  # flowvar: flags of the last valid message
     kind: str  # flowvar: control or data
     port_match: str  # flowvar: whether the listener port is a computed port
@@ -46,12 +47,16 @@ class Names:
         return cls(**{f.name: f"{p}_{f.name}" for f in fields(cls)} | {"any": f"{p}_messages"})
 
 
-def _keywords(spec: Spec, rule: Rule, names: Names, matches: str) -> str:
+def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str) -> str:
     """What a signature rule tests: the packets its decoder rules ran on (UDP datagrams
     that can hold a message; TCP segments with data, since a message may be split
     across segments) and the decoder's per-packet verdict. The `ip` rule of the scan
-    count sees packets the decoder did not run on too, so it consumes the verdict."""
+    count sees packets the decoder did not run on too, so it consumes the verdict.
+    Switched to drop by block_tcp, a TCP rule drops every segment with data of a session
+    that carried a control message: retransmissions and bytes sent behind it too."""
     verdict = f"flowint:{getattr(names, matches)},>,0; "
+    if rule.drop_when_block_tcp and opts.block_tcp:
+        verdict = f"flowint:{names.session},>,0; "
     if rule.transport == "udp":
         return f"dsize:>={spec.protocol.min_message}; {verdict}"
     if rule.transport == "tcp":
@@ -105,8 +110,8 @@ def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> s
             f"seconds {opts.scan_seconds}; "
         )
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
-        # As a drop rule (block_tcp) it must match every message of the session, so
-        # that a retransmitted segment is dropped again: then it reports each one.
+        # As a drop rule (block_tcp) it must match every segment of the session, so
+        # that a retransmitted one is dropped again: then it reports each one.
         bit = f"{spec.pack.flowint_prefix}.{sig.name}"
         return f"flowbits:isnotset,{bit}; flowbits:set,{bit}; "
     return ""
@@ -184,7 +189,7 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
         names=names,
         decoder_header=lambda d: _decoder_header(spec, d, opts),
         decoder_keywords=lambda d: _decoder_keywords(spec, d),
-        keywords=lambda s, r: _keywords(spec, r, names, s.matches),
+        keywords=lambda s, r: _keywords(spec, r, opts, names, s.matches),
         sid=lambda rule: rule_sid(opts, rule),
         rev=lambda rule: revs.get(rule.sid_offset, 0),
         action=lambda rule: action(rule, opts),

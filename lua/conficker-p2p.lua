@@ -11,7 +11,8 @@
 --                   signature sets it back to 0
 -- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind
 -- and cfp2p_port_match (whether the listener's port is one the port generator
--- gives it). The per-flow flowint cfp2p_syn counts a connection's SYNs.
+-- gives it). The per-flow flowint cfp2p_syn counts a connection's SYNs, and
+-- cfp2p_session is set once a TCP session carried a valid control message.
 --
 -- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
 -- bit operators and Suricata 8 blocks `load`), small tables built once per
@@ -346,7 +347,7 @@ local function feed(s, p, i, j)
 end
 
 -- Engine adapters -------------------------------------------------------------
-local packet, flow, rule, fi_control, fi_data, fi_any, fi_scan, fi_syn
+local packet, flow, rule, fi_control, fi_data, fi_any, fi_scan, fi_syn, fi_session
 local fv_flags, fv_kind, fv_port
 if not ENGINE7 then
   packet = require("suricata.packet")
@@ -356,7 +357,8 @@ end
 
 -- Suricata 7 addresses flowints and flowvars by their index in these lists.
 local FLOWINTS = {
-  "cfp2p_control", "cfp2p_data", "cfp2p_messages", "cfp2p_scan", "cfp2p_syn"
+  "cfp2p_control", "cfp2p_data", "cfp2p_messages", "cfp2p_scan", "cfp2p_syn",
+  "cfp2p_session"
 }
 local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
 
@@ -382,6 +384,7 @@ function thread_init(args)
     local flowvar = require("suricata.flowvar")
     fi_control, fi_data = flowint.get(FLOWINTS[1]), flowint.get(FLOWINTS[2])
     fi_any, fi_scan, fi_syn = flowint.get(FLOWINTS[3]), flowint.get(FLOWINTS[4]), flowint.get(FLOWINTS[5])
+    fi_session = flowint.get(FLOWINTS[6])
     fv_flags, fv_kind = flowvar.get(FLOWVARS[1]), flowvar.get(FLOWVARS[2])
     fv_port = flowvar.get(FLOWVARS[3])
   end
@@ -402,6 +405,10 @@ local function clear_counts()
   local any
   if ENGINE7 then any = ScFlowintGet(2) else any = fi_any:value() end
   if any ~= nil and any > 0 then set_counts(0, 0) end
+end
+
+local function set_session()
+  if ENGINE7 then ScFlowintSet(5, 1) else fi_session:set(1) end
 end
 
 -- The scan count's signature consumes it (sets it back to 0).
@@ -539,6 +546,7 @@ function match(args)
     local port_match = ipv4 and computed_port(lip, lport, mode.tcp, packet_seconds())
     set_counts(control, data)
     set_facts(flags, kind, port_match)
+    if mode.tcp and control > 0 then set_session() end
     -- a message sent to one of the destination's computed UDP ports: a probe
     if port_match and mode.attempts then set_scan() end
   end

@@ -304,3 +304,18 @@ def test_port_match_names_the_listener(udp):
     framed = P.encode_tcp(random_message(random.Random(4)))
     verdict = tcp.match(framed, CLIENT, tcp_port, 7, True, dip=ip, sec=sec)
     assert verdict.flowvars["cfp2p_port_match"] == "true"
+
+
+def test_session_flag_marks_tcp_sessions_with_a_control_message(tcp):
+    """cfp2p_session stays set on the flow once a control message went by (what block_tcp
+    drops on); a data transfer alone does not set it, nor does a UDP message."""
+    control = P.encode_tcp(P.Message(1, 2, 0x8005))
+    data = P.encode_tcp(P.Message(3, 4, 0x8045, data_flags=1, data=b"x" * 40))
+    assert tcp.match(data, CLIENT, LISTENER, 1, True).flowint("cfp2p_session") == 0
+    assert tcp.match(control, CLIENT, LISTENER, 2, True).flowint("cfp2p_session") == 1
+    later = tcp.match(b"more bytes", CLIENT, LISTENER, 2, True)
+    assert later.flowint("cfp2p_session") == 1 and counts(later) == (0, 0)
+    udp = Decoder(SCRIPT, tcp.engine, SIDS["udp", "to_server"])
+    assert (
+        udp.match(P.encode(P.Message(1, 2, 0x8001)), CLIENT, LISTENER).flowint("cfp2p_session") == 0
+    )
