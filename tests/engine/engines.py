@@ -78,9 +78,20 @@ class Engine:
         work = self._stage({rules.name: rules, lua.name: lua})
         try:
             proc = subprocess.run(
-                self._cmd(["-T", "-S", self._inside(work / "rules" / rules.name), "-l",
-                           self._inside(work), *self._settings(work / "rules")]),
-                capture_output=True, text=True, timeout=120)
+                self._cmd(
+                    [
+                        "-T",
+                        "-S",
+                        self._inside(work / "rules" / rules.name),
+                        "-l",
+                        self._inside(work),
+                        *self._settings(work / "rules"),
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             return proc.returncode, proc.stdout + proc.stderr + self._log(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
