@@ -93,9 +93,7 @@ def read(engine: Engine, inst: Installed, pcap: str, mode: str) -> Run:
         lua.parent.mkdir(exist_ok=True)
         lua.write_text(render.render_lua(SPEC, OPTS))
     run = engine.read_pcap(ROOT / "pcaps" / pcap, inst.rules, lua, ips=mode == "ips")
-    from test_engines import lua_problems
-
-    assert lua_problems(engine, run) == []
+    assert run.lua_problems(engine) == []
     return run
 
 

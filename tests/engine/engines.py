@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROOT8 = Path(os.environ.get("CFP2P_SURICATA8_ROOT", ROOT / ".cache" / "suricata8"))
+
+
+# Suricata 8's counters of Lua errors (stats detect.lua); Suricata 7 only logs them.
+LUA_COUNTERS = (
+    "errors",
+    "blocked_function_errors",
+    "instruction_limit_errors",
+    "memory_limit_errors",
+)
+
+
+def lua_problems(major: int, log: str, stats: dict) -> list[str]:
+    """What a run says went wrong in Lua: log lines about Lua errors or warnings, and
+    (Suricata 8, where the counters must be there) non-zero detect.lua counters."""
+    problems = [
+        line
+        for line in log.splitlines()
+        if re.search(r"lua", line, re.I) and re.search(r"error|warn", line, re.I)
+    ]
+    counters = stats.get("detect", {}).get("lua", {})
+    if major >= 8 and not set(LUA_COUNTERS) <= set(counters):
+        problems.append(f"no Lua counters in stats: {counters}")
+    problems += [f"stats detect.lua.{k} = {counters[k]}" for k in LUA_COUNTERS if counters.get(k)]
+    return problems
 
 
 @dataclass
@@ -30,6 +55,9 @@ class Run:
     def stats(self) -> dict:
         stats = [e["stats"] for e in self.events if e.get("event_type") == "stats"]
         return stats[-1] if stats else {}
+
+    def lua_problems(self, engine: Engine) -> list[str]:
+        return lua_problems(engine.major, self.log, self.stats)
 
 
 @dataclass(frozen=True)

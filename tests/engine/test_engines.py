@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from engines import ENGINES, ROOT, Engine, Run
+from engines import ENGINES, ROOT, Engine
 from scapy.all import rdpcap
 
 from generator import pcaps, render, spec
@@ -24,12 +24,6 @@ SPEC = spec.load()
 NAMES = render.Names.of(SPEC)
 CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 PCAPS = ROOT / "pcaps"
-LUA_COUNTERS = (
-    "errors",
-    "blocked_function_errors",
-    "instruction_limit_errors",
-    "memory_limit_errors",
-)
 
 
 @functools.cache
@@ -47,19 +41,6 @@ def sids(options: dict) -> dict[str, int]:
     return {
         f"{s.name}/{r.transport}": spec.rule_sid(opts, r) for s in SPEC.signatures for r in s.rules
     }
-
-
-def lua_problems(engine: Engine, run: Run) -> list[str]:
-    problems = [
-        line
-        for line in run.log.splitlines()
-        if re.search(r"lua", line, re.I) and re.search(r"error|warn", line, re.I)
-    ]
-    counters = run.stats.get("detect", {}).get("lua", {})
-    if engine.major >= 8:
-        assert set(LUA_COUNTERS) <= set(counters), f"no Lua counters in stats: {counters}"
-    problems += [f"stats detect.lua.{k} = {counters[k]}" for k in LUA_COUNTERS if counters.get(k)]
-    return problems
 
 
 @pytest.fixture(params=ENGINES, ids=lambda e: e.name)
@@ -112,7 +93,7 @@ def test_case(engine, case):
             got = {k: flowvars.get(getattr(NAMES, k)) for k in facts}
             assert got == facts, f"decoded facts of {name} at packet {alert.get('pcap_cnt')}"
 
-    assert lua_problems(engine, run) == []
+    assert run.lua_problems(engine) == []
     assert run.stats.get("decoder", {}).get("pkts") == len(rdpcap(str(PCAPS / case["pcap"]))), (
         "every packet of the pcap read"
     )
@@ -141,4 +122,4 @@ def test_scan_count(engine, scenario):
         got = [a["src_ip"] for a in run.alerts if a["alert"]["signature_id"] == sid]
         assert len(got) == alerts, f"Scan alerts with scan_count {scan_count}"
         assert all(scenario.attempts[ip] == most for ip in got)
-        assert lua_problems(engine, run) == []
+        assert run.lua_problems(engine) == []

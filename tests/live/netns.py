@@ -88,14 +88,25 @@ def topology(queue: int, infected_addresses: int) -> Iterator[Topology]:
         commands = [
             f"link add eth0 netns {inf} type veth peer name to-inf netns {rtr}",
             f"link add eth0 netns {peer} type veth peer name to-peer netns {rtr}",
-            *(f"-n {inf} addr add {infected_address(i)}/24 dev eth0"
-              for i in range(infected_addresses)),
+            *(
+                f"-n {inf} addr add {infected_address(i)}/24 dev eth0"
+                for i in range(infected_addresses)
+            ),
             f"-n {rtr} addr add {ROUTER_INFECTED}/24 dev to-inf",
             f"-n {rtr} addr add {ROUTER_PEER}/24 dev to-peer",
             f"-n {peer} addr add {PEER}/24 dev eth0",
-            *(f"-n {ns} link set {link} up" for ns, link in (
-                (inf, "lo"), (inf, "eth0"), (rtr, "lo"), (rtr, "to-inf"), (rtr, "to-peer"),
-                (peer, "lo"), (peer, "eth0"))),
+            *(
+                f"-n {ns} link set {link} up"
+                for ns, link in (
+                    (inf, "lo"),
+                    (inf, "eth0"),
+                    (rtr, "lo"),
+                    (rtr, "to-inf"),
+                    (rtr, "to-peer"),
+                    (peer, "lo"),
+                    (peer, "eth0"),
+                )
+            ),
             f"-n {inf} route add default via {ROUTER_INFECTED} rto_min {RTO_MIN}",
             f"-n {peer} route add default via {ROUTER_PEER}",
         ]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -97,8 +96,13 @@ class Flow:
     def plan(self) -> dict:
         """As the sender reads it."""
         payloads = [p.hex() for _, p in self.payloads]
-        return {"name": self.name, "proto": self.proto, "src": self.src, "dport": self.dport,
-                "payloads": payloads}
+        return {
+            "name": self.name,
+            "proto": self.proto,
+            "src": self.src,
+            "dport": self.dport,
+            "payloads": payloads,
+        }
 
 
 def traffic(rng: random.Random, ports: tuple[int, int, int, int], other: int) -> list[Flow]:
@@ -140,14 +144,6 @@ def rule_names(opts: spec.Options) -> dict[int, str]:
     }
     decoders = {spec.rule_sid(opts, d): f"decoder/{d.transport}" for d in SPEC.decoder.rules}
     return names | decoders
-
-
-def lua_problems(run: Run) -> list[str]:
-    """Lua errors and warnings in the log, and non-zero Lua error counters (Suricata 8)."""
-    lines = [line for line in run.log.splitlines()
-             if re.search(r"lua", line, re.I) and re.search(r"error|warn", line, re.I)]
-    counters = run.stats.get("detect", {}).get("lua", {})
-    return lines + [f"stats detect.lua.{k} = {v}" for k, v in counters.items() if v]
 
 
 def other_port(ports: tuple[int, ...]) -> int:
@@ -379,7 +375,7 @@ def test_inline(engine: Engine, block_tcp: bool, tmp_path: Path) -> None:
     assert dict(alerts) == expected_alerts(block_tcp, tcp_sends), "alerts (rule, source, action)"
     assert ips_stats.get("blocked") == drops, "packets dropped (stats ips.blocked)"
     assert ips_stats.get("drop_reason", {}).get("rules") == drops, "packets dropped by rules"
-    assert lua_problems(run) == []
+    assert run.lua_problems(engine) == []
 
 
 def test_block_tcp_pipelined(engine: Engine, tmp_path: Path) -> None:
