@@ -36,7 +36,8 @@ class Names:
     any: str  # per packet: valid messages of either kind
     scan: str  # per packet: 1 for an attempt on a computed port
     syn: str  # per flow: connection attempts the decoder has seen
-    session: str  # per flow: 1 once a TCP session carried a valid control message
+    session: str  # per flow: 1 once a TCP session carried a valid message
+    skip: str  # per flow: 1 once a TCP session showed it is not Conficker
     flags: str  # flowvar: flags of the last valid message
     kind: str  # flowvar: control or data
     port_match: str  # flowvar: whether the listener port is a computed port
@@ -53,7 +54,7 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
     across segments) and the decoder's per-packet verdict. The `ip` rule of the scan
     count sees packets the decoder did not run on too, so it consumes the verdict.
     Switched to drop by block_tcp, a TCP rule drops every segment with data of a session
-    that carried a control message: retransmissions and bytes sent behind it too."""
+    that carried a valid message: retransmissions and bytes sent behind it too."""
     verdict = f"flowint:{getattr(names, matches)},>,0; "
     if rule.drop_when_block_tcp and opts.block_tcp:
         verdict = f"flowint:{names.session},>,0; "
@@ -64,11 +65,11 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
     return f"{verdict}flowint:{getattr(names, matches)},=,0; "
 
 
-def _decoder_keywords(spec: Spec, d: DecoderRule) -> str:
+def _decoder_keywords(spec: Spec, d: DecoderRule, names: Names) -> str:
     if d.syn:
         return f"flow:{d.direction},not_established; flags:S,CE; "
     if d.transport == "tcp":
-        return f"flow:established,{d.direction}; dsize:>0; "
+        return f"flow:established,{d.direction}; dsize:>0; flowint:{names.skip},notset; "
     return f"flow:{d.direction}; dsize:>={spec.protocol.min_message}; "
 
 
@@ -188,7 +189,7 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
         o=opts,
         names=names,
         decoder_header=lambda d: _decoder_header(spec, d, opts),
-        decoder_keywords=lambda d: _decoder_keywords(spec, d),
+        decoder_keywords=lambda d: _decoder_keywords(spec, d, names),
         keywords=lambda s, r: _keywords(spec, r, opts, names, s.matches),
         sid=lambda rule: rule_sid(opts, rule),
         rev=lambda rule: revs.get(rule.sid_offset, 0),

@@ -11,8 +11,9 @@
 --                   signature sets it back to 0
 -- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind
 -- and cfp2p_port_match (whether the listener's port is one the port generator
--- gives it). The per-flow flowint cfp2p_syn counts a connection's SYNs, and
--- cfp2p_session is set once a TCP session carried a valid control message.
+-- gives it). Per TCP session: cfp2p_syn counts its SYNs, cfp2p_session
+-- is set once it carried a valid message, cfp2p_skip once its first bad frame
+-- showed it is not Conficker (the decoder rules then skip it).
 --
 -- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
 -- bit operators and Suricata 8 blocks `load`), small tables built once per
@@ -347,7 +348,7 @@ local function feed(s, p, i, j)
 end
 
 -- Engine adapters -------------------------------------------------------------
-local packet, flow, rule, fi_control, fi_data, fi_any, fi_scan, fi_syn, fi_session
+local packet, flow, rule, fi_control, fi_data, fi_any, fi_scan, fi_syn, fi_session, fi_skip
 local fv_flags, fv_kind, fv_port
 if not ENGINE7 then
   packet = require("suricata.packet")
@@ -358,7 +359,7 @@ end
 -- Suricata 7 addresses flowints and flowvars by their index in these lists.
 local FLOWINTS = {
   "cfp2p_control", "cfp2p_data", "cfp2p_messages", "cfp2p_scan", "cfp2p_syn",
-  "cfp2p_session"
+  "cfp2p_session", "cfp2p_skip"
 }
 local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
 
@@ -384,7 +385,7 @@ function thread_init(args)
     local flowvar = require("suricata.flowvar")
     fi_control, fi_data = flowint.get(FLOWINTS[1]), flowint.get(FLOWINTS[2])
     fi_any, fi_scan, fi_syn = flowint.get(FLOWINTS[3]), flowint.get(FLOWINTS[4]), flowint.get(FLOWINTS[5])
-    fi_session = flowint.get(FLOWINTS[6])
+    fi_session, fi_skip = flowint.get(FLOWINTS[6]), flowint.get(FLOWINTS[7])
     fv_flags, fv_kind = flowvar.get(FLOWVARS[1]), flowvar.get(FLOWVARS[2])
     fv_port = flowvar.get(FLOWVARS[3])
   end
@@ -409,6 +410,16 @@ end
 
 local function set_session()
   if ENGINE7 then ScFlowintSet(5, 1) else fi_session:set(1) end
+end
+
+local function session_seen()
+  local v
+  if ENGINE7 then v = ScFlowintGet(5) else v = fi_session:value() end
+  return v ~= nil and v > 0
+end
+
+local function set_skip()
+  if ENGINE7 then ScFlowintSet(6, 1) else fi_skip:set(1) end
 end
 
 -- The scan count's signature consumes it (sets it back to 0).
@@ -473,7 +484,7 @@ local MAX_STREAMS = 512
 -- length prefix that the segment boundary cut.
 local function tcp_segment(p, fid)
   local n, i = #p, 1
-  local control, data, flags, kind = 0, 0, 0, 0
+  local control, data, flags, kind, failed = 0, 0, 0, 0, false
   local s = streams[fid]
   if s ~= nil then
     streams[fid] = nil
@@ -495,13 +506,13 @@ local function tcp_segment(p, fid)
         flen = a + b * 256
         i = i + TCP_LENGTH_SIZE
       end
-      if flen < MIN_MESSAGE then s = nil; break end
+      if flen < MIN_MESSAGE then s = nil; failed = true; break end
       s = s or spare
       reset(s, flen)
     end
     local verdict
     i, verdict = feed(s, p, i, n)
-    if verdict == false then s = nil; break end
+    if verdict == false then s = nil; failed = true; break end
     if verdict == nil then break end
     if verdict == 2 then data = data + 1 else control = control + 1 end
     flags, kind = s.flags, verdict
@@ -513,7 +524,7 @@ local function tcp_segment(p, fid)
     streams[fid] = s
     nstreams = nstreams + 1
   end
-  return control, data, flags, kind
+  return control, data, flags, kind, failed
 end
 
 function match(args)
@@ -531,9 +542,14 @@ function match(args)
     return 0
   end
   if p == nil then return 0 end
-  local control, data, flags, kind = 0, 0, 0, 0
+  local control, data, flags, kind, failed = 0, 0, 0, 0, false
   if mode.tcp then
-    control, data, flags, kind = tcp_segment(p, flow_id())
+    control, data, flags, kind, failed = tcp_segment(p, flow_id())
+    -- Suricata tracks a TCP session from its handshake, so the first bytes of each
+    -- direction start a frame, and a Conficker session's frames are all messages:
+    -- a session that has not carried a valid message by its first bad frame is not
+    -- one, and the decoder rules leave the rest of it alone.
+    if failed and kind == 0 and not session_seen() then set_skip() end
   elseif #p >= MIN_MESSAGE then
     reset(udp_state, #p)
     local _, verdict = feed(udp_state, p, 1, #p)
@@ -546,7 +562,7 @@ function match(args)
     local port_match = ipv4 and computed_port(lip, lport, mode.tcp, packet_seconds())
     set_counts(control, data)
     set_facts(flags, kind, port_match)
-    if mode.tcp and control > 0 then set_session() end
+    if mode.tcp then set_session() end
     -- a message sent to one of the destination's computed UDP ports: a probe
     if port_match and mode.attempts then set_scan() end
   end

@@ -156,10 +156,20 @@ def test_tcp_interleaved_flows_keep_their_own_state(tcp):
     assert counts(tcp.match(a[7:], CLIENT, LISTENER, flow_id=1, tcp=True)) == (1, 0)
 
 
-def test_tcp_garbage_then_message_in_later_segment(tcp):
+def test_tcp_session_that_starts_with_garbage_is_skipped(tcp):
+    """A session whose first frame is not a message is not Conficker: the decoder sets
+    cfp2p_skip, which the TCP decoder rules test before calling Lua. A session that has
+    carried a message is never skipped."""
     good = P.encode_tcp(P.Message(key_lo=5, key_hi=6, flags=0x8005))
-    assert counts(tcp.match(b"\x05\x00" + b"zzzzz", CLIENT, LISTENER, tcp=True)) == (0, 0)
-    assert counts(tcp.match(good, CLIENT, LISTENER, tcp=True)) == (1, 0)
+    garbage = tcp.match(b"\x05\x00" + b"zzzzz", CLIENT, LISTENER, 1, tcp=True)
+    assert counts(garbage) == (0, 0) and garbage.flowint("cfp2p_skip") == 1
+    short = tcp.match(b"\x03\x00abc", CLIENT, LISTENER, 2, tcp=True)  # below the minimum
+    assert short.flowint("cfp2p_skip") == 1
+    split = tcp.match(good[:9], CLIENT, LISTENER, 3, tcp=True)  # a message in flight
+    assert split.flowint("cfp2p_skip") == 0
+    assert counts(tcp.match(good[9:], CLIENT, LISTENER, 3, tcp=True)) == (1, 0)
+    later = tcp.match(b"\x05\x00" + b"zzzzz", CLIENT, LISTENER, 3, tcp=True)
+    assert counts(later) == (0, 0) and later.flowint("cfp2p_skip") == 0
 
 
 def test_udp_budget_bounds_work(udp):
@@ -306,12 +316,12 @@ def test_port_match_names_the_listener(udp):
     assert verdict.flowvars["cfp2p_port_match"] == "true"
 
 
-def test_session_flag_marks_tcp_sessions_with_a_control_message(tcp):
-    """cfp2p_session stays set on the flow once a control message went by (what block_tcp
-    drops on); a data transfer alone does not set it, nor does a UDP message."""
+def test_session_flag_marks_tcp_sessions_with_a_message(tcp):
+    """cfp2p_session stays set on the flow once a message of either kind went by (what
+    block_tcp drops on); a UDP message does not set it."""
     control = P.encode_tcp(P.Message(1, 2, 0x8005))
     data = P.encode_tcp(P.Message(3, 4, 0x8045, data_flags=1, data=b"x" * 40))
-    assert tcp.match(data, CLIENT, LISTENER, 1, True).flowint("cfp2p_session") == 0
+    assert tcp.match(data, CLIENT, LISTENER, 1, True).flowint("cfp2p_session") == 1
     assert tcp.match(control, CLIENT, LISTENER, 2, True).flowint("cfp2p_session") == 1
     later = tcp.match(b"more bytes", CLIENT, LISTENER, 2, True)
     assert later.flowint("cfp2p_session") == 1 and counts(later) == (0, 0)
