@@ -36,8 +36,8 @@ class Names:
     any: str  # per packet: valid messages of either kind
     scan: str  # per packet: 1 for an attempt on a computed port
     syn: str  # per flow: connection attempts the decoder has seen
-    session: str  # per flow: 1 once a TCP session carried a valid message
-    skip: str  # per flow: 1 once a TCP session showed it is not Conficker
+    session: str  # per flow: 1 once the flow carried a valid message
+    skip: str  # per flow: 1 once the flow showed it is not Conficker
     flags: str  # flowvar: flags of the last valid message
     kind: str  # flowvar: control or data
     port_match: str  # flowvar: whether the listener port is a computed port
@@ -70,7 +70,7 @@ def _decoder_keywords(spec: Spec, d: DecoderRule, names: Names) -> str:
         return f"flow:{d.direction},not_established; flags:S,CE; "
     if d.transport == "tcp":
         return f"flow:established,{d.direction}; dsize:>0; flowint:{names.skip},notset; "
-    return f"flow:{d.direction}; dsize:>={spec.protocol.min_message}; "
+    return f"flow:{d.direction}; dsize:>={spec.protocol.min_message}; flowint:{names.skip},notset; "
 
 
 # Suricata rejects a longer port list (measured: 1,093 characters fail on 7.0.10).

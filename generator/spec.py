@@ -82,6 +82,7 @@ class Decoder:
     max_streams: int
     budget: int
     port_cache: int
+    udp_flows: int
     week_slop: int
     rules: tuple[DecoderRule, ...]
 
@@ -324,10 +325,11 @@ def _decoder(r: _Reader) -> Decoder:
         r.get("max_streams", int),
         r.get("budget", int),
         r.get("port_cache", int),
+        r.get("udp_flows", int),
         r.get("week_slop", int),
         tuple(rules),
     )
-    for key in ("max_streams", "budget", "port_cache", "week_slop"):
+    for key in ("max_streams", "budget", "port_cache", "udp_flows", "week_slop"):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")
     _check_msg(r, "msg", decoder.msg)

@@ -11,9 +11,10 @@
 --                   signature sets it back to 0
 -- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind
 -- and cfp2p_port_match (whether the listener's port is one the port generator
--- gives it). Per TCP session: cfp2p_syn counts its SYNs, cfp2p_session
--- is set once it carried a valid message, cfp2p_skip once its first bad frame
--- showed it is not Conficker (the decoder rules then skip it).
+-- gives it). Per flow: cfp2p_syn counts a connection's SYNs, cfp2p_session
+-- is set once the flow carried a valid message, cfp2p_skip once bad frames or
+-- datagrams before any message showed it is not Conficker (the decoder rules then
+-- skip it).
 --
 -- One file for both engines: only arithmetic (LuaJIT cannot parse Lua 5.4's
 -- bit operators and Suricata 8 blocks `load`), small tables built once per
@@ -479,6 +480,22 @@ local spare = {}      -- frame state for the next TCP frame; kept only if left i
 local nstreams = 0
 local MAX_STREAMS = 512
 
+-- A Conficker UDP exchange starts with a message. A flow whose first two
+-- datagrams seen here were not messages (and that has carried none) is not
+-- one: the decoder rules skip it. Flows with one bad datagram are remembered
+-- in a table of bounded size, emptied when full.
+local failed_once, nfailed = {}, 0
+local UDP_FLOWS = 4096
+local function udp_failed(fid)
+  if failed_once[fid] then
+    if not session_seen() then set_skip() end
+    return
+  end
+  if nfailed >= UDP_FLOWS then failed_once = {}; nfailed = 0 end
+  failed_once[fid] = true
+  nfailed = nfailed + 1
+end
+
 -- One TCP segment: finish the frame in flight, then the frames it starts.
 -- A stream entry is a frame in flight, or (flen < 0) the first byte of a
 -- length prefix that the segment boundary cut.
@@ -556,13 +573,15 @@ function match(args)
     if verdict then
       flags, kind = udp_state.flags, verdict
       if verdict == 2 then data = 1 else control = 1 end
+    else
+      udp_failed(flow_id())
     end
   end
   if kind > 0 then
     local port_match = ipv4 and computed_port(lip, lport, mode.tcp, packet_seconds())
     set_counts(control, data)
     set_facts(flags, kind, port_match)
-    if mode.tcp then set_session() end
+    set_session()
     -- a message sent to one of the destination's computed UDP ports: a probe
     if port_match and mode.attempts then set_scan() end
   end

@@ -316,16 +316,26 @@ def test_port_match_names_the_listener(udp):
     assert verdict.flowvars["cfp2p_port_match"] == "true"
 
 
-def test_session_flag_marks_tcp_sessions_with_a_message(tcp):
+def test_session_flag_marks_flows_with_a_message(tcp):
     """cfp2p_session stays set on the flow once a message of either kind went by (what
-    block_tcp drops on); a UDP message does not set it."""
+    block_tcp drops on, and what keeps a flow from being skipped)."""
     control = P.encode_tcp(P.Message(1, 2, 0x8005))
     data = P.encode_tcp(P.Message(3, 4, 0x8045, data_flags=1, data=b"x" * 40))
     assert tcp.match(data, CLIENT, LISTENER, 1, True).flowint("cfp2p_session") == 1
     assert tcp.match(control, CLIENT, LISTENER, 2, True).flowint("cfp2p_session") == 1
     later = tcp.match(b"more bytes", CLIENT, LISTENER, 2, True)
     assert later.flowint("cfp2p_session") == 1 and counts(later) == (0, 0)
-    udp = Decoder(SCRIPT, tcp.engine, SIDS["udp", "to_server"])
-    assert (
-        udp.match(P.encode(P.Message(1, 2, 0x8001)), CLIENT, LISTENER).flowint("cfp2p_session") == 0
-    )
+    assert tcp.match(b"\x05\x00zzzzz", CLIENT, LISTENER, 3, True).flowint("cfp2p_session") == 0
+
+
+def test_udp_flow_skipped_after_two_bad_datagrams(udp):
+    """A UDP flow whose first two datagrams hold no message (and that carried none) is
+    skipped; one bad datagram, or bad ones after a message, are not enough."""
+    probe = P.encode(P.Message(7, 8, 0x8001))
+    junk = bytes(range(40))
+    assert udp.match(junk, CLIENT, LISTENER, 1).flowint("cfp2p_skip") == 0
+    assert udp.match(junk, CLIENT, LISTENER, 1).flowint("cfp2p_skip") == 1
+    assert udp.match(junk, CLIENT, LISTENER, 2).flowint("cfp2p_skip") == 0
+    assert sum(counts(udp.match(probe, CLIENT, LISTENER, 2))) == 1
+    after = udp.match(junk, CLIENT, LISTENER, 2)
+    assert after.flowint("cfp2p_skip") == 0 and after.flowint("cfp2p_session") == 1
