@@ -86,6 +86,11 @@ for a = 0, 15 do
 end
 local LO, HI16, HI = {}, {}, {}  -- low nibble, high nibble * 16, high nibble
 for v = 0, 255 do LO[v] = v % 16; HI16[v] = v - v % 16; HI[v] = (v - v % 16) / 16 end
+-- For the hot loop, which saves a multiplication per lookup: L16[v] = low nibble
+-- * 16, XH[k] = X[k] * 16.
+local L16, XH = {}, {}
+for v = 0, 255 do L16[v] = LO[v] * 16; XH[v] = X[v] * 16 end
+local POW256 = { [0] = 1, 256, 65536, 16777216 }
 
 local function xor8(a, b)
   return X[LO[a] * 16 + LO[b]] + 16 * X[HI16[a] + HI[b]]
@@ -113,11 +118,6 @@ local function blacklisted(port)
 end
 
 -- The port generator ------------------------------------------------------------
-local function xor16(a, b)
-  local al, bl = a % 256, b % 256
-  return xor8(al, bl) + 256 * xor8((a - al) / 256, (b - bl) / 256)
-end
-
 local POW2 = {}
 for i = 0, 9 do POW2[i] = 2 ^ i end
 
@@ -125,6 +125,7 @@ for i = 0, 9 do POW2[i] = 2 ^ i end
 -- the state after it. The 64-bit product is built from 16-bit halves so that
 -- every intermediate value stays exact in a double.
 local function port_pair(v)
+  local X, XH, L16, LO, HI16, HI = X, XH, L16, LO, HI16, HI
   local a, b = 0, 0
   repeat
     for i = 0, 9 do
@@ -135,7 +136,14 @@ local function port_pair(v)
       local t = hl * 65536 + lo
       v = t % 4294967296
       local x = floor(((hi - hl) / 65536 + (t - v) / 4294967296) / POW2[i]) % 65536
-      if i % 2 == 0 then a = xor16(a, x) else b = xor16(b, x) end
+      -- XOR x into a (even i) or b (odd i), a byte at a time
+      local y = a
+      if i % 2 == 1 then y = b end
+      local xl, yl = x % 256, y % 256
+      local xh, yh = (x - xl) / 256, (y - yl) / 256
+      y = X[L16[yl] + LO[xl]] + XH[HI16[yl] + HI[xl]]
+        + 256 * (X[L16[yh] + LO[xh]] + XH[HI16[yh] + HI[xh]])
+      if i % 2 == 0 then a = y else b = y end
     end
   until a ~= b and not blacklisted(a) and not blacklisted(b)
   return a, b, v
@@ -234,6 +242,8 @@ end
 -- to record: the hot loop for data blocks. Returns the new cipher and
 -- checksum state.
 local function crunch(p, i, last, klo, khi, g)
+  -- the tables as locals: Lua 5.4 then reads them without an upvalue lookup
+  local X, XH, L16, LO, HI16, HI, byte = X, XH, L16, LO, HI16, HI, byte
   for k = i, last do
     local c = byte(p, k)
     local tlo, thi = 0, 0
@@ -242,14 +252,14 @@ local function crunch(p, i, last, klo, khi, g)
     klo = klo * 2 + thi
     khi = khi * 2 + tlo
     local ks = klo % 256
-    local b = X[LO[c] * 16 + LO[ks]] + 16 * X[HI16[c] + HI[ks]]
+    local b = X[L16[c] + LO[ks]] + XH[HI16[c] + HI[ks]]
     klo = klo + ks
     if klo >= 4294967296 then
       klo = klo - 4294967296
       khi = (khi + 1) % 4294967296
     end
     local gl = g % 256
-    g = g - gl + X[LO[gl] * 16 + LO[b]] + 16 * X[HI16[gl] + HI[b]]
+    g = g - gl + X[L16[gl] + LO[b]] + XH[HI16[gl] + HI[b]]
     if g >= 2147483648 then g = (g - 2147483648) * 2 + 1 else g = g * 2 end
   end
   return klo, khi, g
@@ -259,6 +269,7 @@ end
 -- last byte consumed and a verdict: nil (needs more bytes), false (not a
 -- message) or the message kind (1 control, 2 data).
 local function feed(s, p, i, j)
+  local X, XH, L16, LO, HI16, HI = X, XH, L16, LO, HI16, HI
   local pos, flen = s.pos, s.flen
   if j > i + flen - pos - 1 then j = i + flen - pos - 1 end
   local klo, khi, g = s.klo, s.khi, s.g
@@ -266,10 +277,10 @@ local function feed(s, p, i, j)
   while i <= j do
     local c = byte(p, i)
     if pos < KEY_SIZE then
-      if pos < 4 then klo = klo + c * 256 ^ pos else khi = khi + c * 256 ^ (pos - 4) end
+      if pos < 4 then klo = klo + c * POW256[pos] else khi = khi + c * POW256[pos - 4] end
       -- hash the cleartext key byte
       local gl = g % 256
-      g = g - gl + xor8(gl, c)
+      g = g - gl + X[L16[gl] + LO[c]] + XH[HI16[gl] + HI[c]]
       local top = floor(g / 2147483648)
       g = (g - top * 2147483648) * 2 + top
     else
@@ -301,7 +312,7 @@ local function feed(s, p, i, j)
       klo = (klo - tlo * 2147483648) * 2 + thi
       khi = (khi - thi * 2147483648) * 2 + tlo
       local ks = klo % 256
-      local b = xor8(c, ks)
+      local b = X[L16[c] + LO[ks]] + XH[HI16[c] + HI[ks]]
       klo = klo + ks
       if klo >= 4294967296 then
         klo = klo - 4294967296
@@ -310,7 +321,7 @@ local function feed(s, p, i, j)
       end
       if hlen == 0 or pos < hlen then
         local gl = g % 256
-        g = g - gl + xor8(gl, b)
+        g = g - gl + X[L16[gl] + LO[b]] + XH[HI16[gl] + HI[b]]
         local top = floor(g / 2147483648)
         g = (g - top * 2147483648) * 2 + top
         if pos < KEY_SIZE + FLAGS_SIZE then
