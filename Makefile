@@ -47,3 +47,11 @@ $(VENV)/.installed: pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# What the pack costs Suricata: about 12 min, writes bench/RESULTS.md.
+# BENCH_ARGS=--small: a check in seconds (report in .cache/bench/RESULTS-small.md).
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(VENV)/.installed engines
+	$(BIN)/ruff check bench
+	CFP2P_SURICATA8_ROOT=$(abspath $(SURICATA8_ROOT)) $(BIN)/python -m bench $(BENCH_ARGS)
