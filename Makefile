@@ -22,11 +22,11 @@ pcaps: $(VENV)/.installed
 	$(BIN)/cfp2p pcaps --out pcaps
 
 test: $(VENV)/.installed engines
-	$(BIN)/ruff check generator tests
+	$(BIN)/ruff check generator tests bench
 	CFP2P_SURICATA8_ROOT=$(abspath $(SURICATA8_ROOT)) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check generator tests
+	$(BIN)/ruff check generator tests bench
 
 engines: suricata7 suricata8 netns-tools
 
