@@ -378,8 +378,9 @@ local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
 function init(args)
   if ENGINE7 then
     local needs = {}
-    -- "packet", not "payload": the script must also see SYNs, which have none
-    needs["packet"] = tostring(true)
+    -- No buffer: Suricata then calls the script for SYNs too (it skips a "payload"
+    -- script on a packet without payload) and copies nothing into args; the
+    -- script reads the payload with SCPacketPayload().
     needs["flowint"] = FLOWINTS
     needs["flowvar"] = FLOWVARS
     return needs
