@@ -5,7 +5,7 @@ the pack's script (staged in a temp folder; the pack itself is never touched), e
 short at a later point of `match`, so the differences between neighbouring arms are the
 cost of one part of the script:
 
-  lua-noop     a script that asks for the payload and returns 0 (Suricata's call cost)
+  lua-noop     a script that asks for no buffer and returns 0 (Suricata's call cost)
   prologue     the pack's match up to its blacklist test: resetting the per-packet
                flowints, reading the packet tuple and payload
   no-decode    also the port-generator check, but no deciphering

@@ -15,7 +15,7 @@ Arms (each a rules folder staged next to the engine):
   signatures  profile: the pack without its decoder rules
   rules-only  profile: the pack with each decoder rule's `lua:` replaced by a never-set
               flowbit (the rules' header/flow/dsize/flowint work without any Lua)
-  lua-noop    profile: the decoder rules call a script that asks for the payload and
+  lua-noop    profile: the decoder rules call a script that asks for no buffer and
               returns 0 (Suricata's own cost of a Lua call)
 """
 
@@ -43,11 +43,9 @@ from bench import inputs
 
 ROOT = inputs.ROOT
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
-from engines import ENGINES, Engine  # noqa: E402
+from engines import ENGINES, Engine, lua_problems  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-LUA_COUNTERS = ("errors", "blocked_function_errors", "instruction_limit_errors",
-                "memory_limit_errors")
 RUN_TIMEOUT = 900
 
 
@@ -74,14 +72,10 @@ BUDGETS = [
 # --- arms ------------------------------------------------------------------------------------
 
 NOOP_LUA = """\
--- Benchmark arm: a decoder rule's Lua call with nothing in it.
+-- Benchmark arm: a decoder rule's Lua call with nothing in it. Like the pack's
+-- script it asks for no buffer, so Suricata calls it on the same packets.
 function init(args)
-  if _VERSION == "Lua 5.1" then
-    local needs = {}
-    needs["payload"] = tostring(true)
-    return needs
-  end
-  return { payload = true }
+  return {}
 end
 
 function match(args)
@@ -313,7 +307,7 @@ class Bench:
         stats, alerts = _read_eve(logdir / "eve.json")
         shutil.rmtree(logdir, ignore_errors=True)
         return Sample(arm_name, usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024,
-                      stats, alerts, _lua_problems(eng, log, stats))
+                      stats, alerts, lua_problems(eng.major, log, stats))
 
 
 def _read_eve(path: Path) -> tuple[dict, Counter]:
@@ -329,17 +323,6 @@ def _read_eve(path: Path) -> tuple[dict, Counter]:
             elif b'"event_type":"stats"' in line:
                 stats = json.loads(line)["stats"]
     return stats, alerts
-
-
-def _lua_problems(engine: Engine, log: str, stats: dict) -> list[str]:
-    """Lua errors in the log and, on Suricata 8, the Lua error counters that are not 0."""
-    problems = [ln.strip() for ln in log.splitlines()
-                if re.search(r"lua", ln, re.I) and re.search(r"error|warn|fail", ln, re.I)]
-    counters = stats.get("detect", {}).get("lua", {})
-    if engine.major >= 8 and not set(LUA_COUNTERS) <= set(counters):
-        problems.append(f"no Lua counters in stats: {counters}")
-    problems += [f"stats detect.lua.{k} = {counters[k]}" for k in LUA_COUNTERS if counters.get(k)]
-    return problems
 
 
 def rules_loaded(stats: dict) -> tuple[int, int]:
@@ -618,7 +601,7 @@ class Report:
                "pack without its decoder rules: the rules that read the verdict, which never "
                "match); `rules-only` (the whole pack with each decoder rule's `lua:` replaced by "
                "a never-set flowbit); `lua-noop` (the decoder rules call a script that asks "
-               "for the payload and returns 0); `pack`. The difference between neighbouring "
+               "for no buffer and returns 0); `pack`. The difference between neighbouring "
                "arms is the cost of the part added: per packet of the input for detection and "
                "signatures; per header match (packets that pass a decoder rule's header, flow, "
                "dsize and flags, the `predicted` count) for the decoder rules and for the Lua "
