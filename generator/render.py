@@ -132,9 +132,8 @@ def action(rule: Rule, opts: Options) -> str:
     return "drop" if rule.drop_when_block_tcp and opts.block_tcp else rule.action
 
 
-def _decoder_header(spec: Spec, d: DecoderRule, opts: Options) -> str:
+def _decoder_header(d: DecoderRule, opts: Options, ports: str) -> str:
     """Only packets whose listener end is on a port the blacklist allows reach Lua."""
-    ports = _ports(spec)
     if d.direction == "to_server":
         return f"{opts.src_net} any -> {opts.dst_net} {ports}"
     return f"{opts.src_net} {ports} -> {opts.dst_net} any"
@@ -182,13 +181,14 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
     rev lock. A rule missing from it renders rev 0, which only the lock's hashing uses."""
     revs = current_revs(spec) if revs is None else revs
     names = Names.of(spec)
+    ports = _ports(spec)  # one port list for every decoder rule
     return _env.get_template("rules.j2").render(
         banner=_banner(spec),
         options_line=options_line(opts),
         spec=spec,
         o=opts,
         names=names,
-        decoder_header=lambda d: _decoder_header(spec, d, opts),
+        decoder_header=lambda d: _decoder_header(d, opts, ports),
         decoder_keywords=lambda d: _decoder_keywords(spec, d, names),
         keywords=lambda s, r: _keywords(spec, r, opts, names, s.matches),
         sid=lambda rule: rule_sid(opts, rule),
