@@ -17,6 +17,9 @@ local host = ...
 package.preload["suricata.packet"] = function() return {
   get = function() return {
     payload = function(self) return host.payload end,
+    packet = function(self) return host.frame end,
+    sp = function(self) return host.sp end,
+    dp = function(self) return host.dp end,
     tuple = function(self) return host.ipver, host.sip, host.dip, host.proto, host.sp, host.dp end,
     timestamp = function(self) return host.sec, 0 end,
   } end } end
@@ -80,6 +83,7 @@ class Decoder:
                 "dp": 0,
                 "proto": 17,
                 "payload": None,
+                "frame": None,
                 "ipver": 4,
                 "sip": "192.0.2.1",
                 "dip": "192.0.2.2",
@@ -138,13 +142,17 @@ class Decoder:
         dip: str = "192.0.2.2",
         sec: int = DEFAULT_SEC,
         ipver: int = 4,
+        frame: bytes | None = None,
     ) -> Verdict:
+        """One call of match(). `frame` is the raw packet (link, IP and TCP headers and
+        the payload), served as Suricata 8's packet.get():packet() and Suricata 7's
+        args["packet"]."""
         self.verdict = Verdict()
         h = self.host
         h.payload, h.sp, h.dp, h.flow_id, h.proto = payload, sp, dp, flow_id, 6 if tcp else 17
-        h.sip, h.dip, h.sec, h.ipver = sip, dip, sec, ipver
+        h.sip, h.dip, h.sec, h.ipver, h.frame = sip, dip, sec, ipver, frame
         args = (
-            self.lua.table_from({"payload": payload})
+            self.lua.table_from({"payload": payload, "packet": frame})
             if self.engine == "luajit"
             else self.lua.table()
         )
