@@ -30,7 +30,7 @@ BY_NAME = {e.name: e for e in ENGINES}
 def ruleset() -> tuple[Path, Path]:
     out = Path(tempfile.mkdtemp(prefix="cfp2p-examples-"))
     render.write_tree(render.render(SPEC, SPEC.defaults), out)
-    return out / "rules" / SPEC.pack.rules_file, out / "lua" / SPEC.pack.lua_script
+    return out / "rules" / SPEC.pack.rules_file, out / "lua"
 
 
 def first_alert(example: docs.Example) -> dict:

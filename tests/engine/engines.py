@@ -95,14 +95,18 @@ class Engine:
         return out.stdout.strip().split("version ")[-1].split()[0]
 
     def _stage(self, files: dict[str, Path]) -> Path:
+        """Copy the files into a fresh rules folder. A folder given as `lua` stands for
+        every Lua script in it (the pack's scripts lie beside the rules file)."""
         work = self._workdir()
         (work / "rules").mkdir()
         for name, src in files.items():
-            shutil.copy(src, work / "rules" / name)
+            for f in sorted(src.glob("*.lua")) if src.is_dir() else [src]:
+                shutil.copy(f, work / "rules" / f.name)
         return work
 
     def test_config(self, rules: Path, lua: Path) -> tuple[int, str]:
-        """`suricata -T` on the ruleset: exit status and log."""
+        """`suricata -T` on the ruleset: exit status and log. `lua`: a script, or a
+        folder of them."""
         work = self._stage({rules.name: rules, lua.name: lua})
         try:
             proc = subprocess.run(

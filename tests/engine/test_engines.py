@@ -28,11 +28,12 @@ PCAPS = ROOT / "pcaps"
 
 @functools.cache
 def ruleset(**options) -> tuple[Path, Path]:
-    """The pack rendered with these options, in a folder kept for the session."""
+    """The pack rendered with these options, in a folder kept for the session: its
+    rules file and the folder of its Lua scripts."""
     opts = SPEC.options(**options)
     out = Path(tempfile.mkdtemp(prefix="cfp2p-render-"))
     render.write_tree(render.render(SPEC, opts), out)
-    return out / "rules" / SPEC.pack.rules_file, out / "lua" / SPEC.pack.lua_script
+    return out / "rules" / SPEC.pack.rules_file, out / "lua"
 
 
 def sids(options: dict) -> dict[str, int]:
