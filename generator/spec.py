@@ -58,11 +58,27 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class EngineTarget:
+    """A Suricata engine family with a decoder script of its own. `requires` keeps each
+    engine to its own decoder rules: the other engine skips them without an error."""
+
+    name: str  # suricata7, suricata8
+    lua: str  # luajit (Lua 5.1 with the bit library) or lua54 (native integer operators)
+    requires: str  # the rules' `requires:` condition, e.g. "version >= 8"
+    lua_script: str
+    sid_offset: int  # added to each decoder rule's sid_offset
+
+
+@dataclass(frozen=True)
 class DecoderRule:
+    """One decoder rule of one engine (the spec lists each rule once; loading gives every
+    engine its own copy, with the engine's sid offset added)."""
+
     transport: str
     direction: str
     sid_offset: int
-    syn: bool = False  # a TCP connection attempt (bare SYN) instead of payload
+    syn: bool = False  # the handshake (SYN to_server, SYN-ACK to_client) instead of payload
+    engine: EngineTarget | None = None
 
     @property
     def listener(self) -> str:
@@ -73,7 +89,10 @@ class DecoderRule:
     def counts_attempts(self) -> bool:
         """Its packets are attempts on the destination for the scan count: UDP
         messages to a server, TCP connection attempts."""
-        return self.syn or (self.transport, self.direction) == ("udp", "to_server")
+        return (self.syn and self.direction == "to_server") or (
+            self.transport,
+            self.direction,
+        ) == ("udp", "to_server")
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,13 @@ class Decoder:
     port_cache: int
     udp_flows: int
     week_slop: int
-    rules: tuple[DecoderRule, ...]
+    reorder_bytes: int  # TCP bytes held ahead of a gap, per direction
+    reorder_segments: int  # ... in at most this many pieces
+    engines: tuple[EngineTarget, ...]
+    rules: tuple[DecoderRule, ...]  # every engine's, in engine order
+
+    def rules_of(self, engine: EngineTarget) -> tuple[DecoderRule, ...]:
+        return tuple(d for d in self.rules if d.engine == engine)
 
 
 @dataclass(frozen=True)
@@ -156,7 +181,6 @@ class Protocol:
 class Pack:
     name: str
     rules_file: str
-    lua_script: str
     flowint_prefix: str
 
 
@@ -299,15 +323,37 @@ def _pack(r: _Reader) -> Pack:
     pack = Pack(
         r.get("name", str),
         r.get("rules_file", str),
-        r.get("lua_script", str),
         r.get("flowint_prefix", str),
     )
     r.done()
     return pack
 
 
+LUA_KINDS = ("luajit", "lua54")
+
+
+def _engines(r: _Reader) -> tuple[EngineTarget, ...]:
+    engines = []
+    for rr in r.children("engines"):
+        engines.append(
+            EngineTarget(
+                rr.get("name", str),
+                rr.choice("lua", LUA_KINDS),
+                rr.get("requires", str),
+                rr.get("lua_script", str),
+                rr.get("sid_offset", int),
+            )
+        )
+        _check_offset(rr, engines[-1].sid_offset)
+        rr.done()
+    if not engines:
+        raise r.fail("engines", "expected at least one engine")
+    return tuple(engines)
+
+
 def _decoder(r: _Reader) -> Decoder:
     rules = []
+    engines = _engines(r)
     for rr in r.children("rules"):
         rule = DecoderRule(
             rr.choice("transport", TRANSPORTS),
@@ -316,10 +362,15 @@ def _decoder(r: _Reader) -> Decoder:
             rr.get("syn", bool, False),
         )
         _check_offset(rr, rule.sid_offset)
-        if rule.syn and (rule.transport, rule.direction) != ("tcp", "to_server"):
-            raise rr.fail("syn", "only a tcp to_server rule sees connection attempts")
+        if rule.syn and rule.transport != "tcp":
+            raise rr.fail("syn", "only a tcp rule sees the handshake")
         rr.done()
         rules.append(rule)
+    rules = [
+        dataclasses.replace(d, sid_offset=d.sid_offset + e.sid_offset, engine=e)
+        for e in engines
+        for d in rules
+    ]
     decoder = Decoder(
         r.get("msg", str),
         r.get("max_streams", int),
@@ -327,9 +378,20 @@ def _decoder(r: _Reader) -> Decoder:
         r.get("port_cache", int),
         r.get("udp_flows", int),
         r.get("week_slop", int),
+        r.get("reorder_bytes", int),
+        r.get("reorder_segments", int),
+        engines,
         tuple(rules),
     )
-    for key in ("max_streams", "budget", "port_cache", "udp_flows", "week_slop"):
+    for key in (
+        "max_streams",
+        "budget",
+        "port_cache",
+        "udp_flows",
+        "week_slop",
+        "reorder_bytes",
+        "reorder_segments",
+    ):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")
     _check_msg(r, "msg", decoder.msg)

@@ -12,15 +12,25 @@ from generator import protocol as P
 from generator import render, spec
 
 SPEC = spec.load()
-SCRIPT = render.render_lua(SPEC, SPEC.defaults)
-SIDS = {
-    (d.transport, d.direction): spec.rule_sid(SPEC.defaults, d)
-    for d in SPEC.decoder.rules
-    if not d.syn
-}
-SYN_SID = next(spec.rule_sid(SPEC.defaults, d) for d in SPEC.decoder.rules if d.syn)
-LISTENER, CLIENT = 38636, 50000  # neither is blacklisted
 ENGINES = ["luajit", "lua54"]
+TARGET = {e.lua: e for e in SPEC.decoder.engines}  # Lua kind -> the engine's script
+SCRIPTS = {lua: render.render_lua(SPEC, SPEC.defaults, e) for lua, e in TARGET.items()}
+
+
+def sid_of(lua: str, transport: str, direction: str, syn: bool = False) -> int:
+    return next(
+        spec.rule_sid(SPEC.defaults, d)
+        for d in SPEC.decoder.rules_of(TARGET[lua])
+        if (d.transport, d.direction, d.syn) == (transport, direction, syn)
+    )
+
+
+def decoder(lua: str, transport: str, direction: str, syn: bool = False) -> Decoder:
+    """A Lua state of the engine's script, as the decoder rule it names would have it."""
+    return Decoder(SCRIPTS[lua], lua, sid_of(lua, transport, direction, syn))
+
+
+LISTENER, CLIENT = 38636, 50000  # neither is blacklisted
 
 
 def random_message(rng: random.Random, max_data: int = 300) -> P.Message:
@@ -62,12 +72,12 @@ def counts(verdict) -> tuple[int, int]:
 
 @pytest.fixture(params=ENGINES)
 def udp(request) -> Decoder:
-    return Decoder(SCRIPT, request.param, SIDS["udp", "to_server"])
+    return decoder(request.param, "udp", "to_server")
 
 
 @pytest.fixture(params=ENGINES)
 def tcp(request) -> Decoder:
-    return Decoder(SCRIPT, request.param, SIDS["tcp", "to_server"])
+    return decoder(request.param, "tcp", "to_server")
 
 
 VECTORS = {
@@ -104,7 +114,7 @@ def test_tcp_vector(tcp):
 def test_blacklisted_listener_is_never_decoded(udp):
     payload = bytes.fromhex("78563412f0debc9af044c4310414")
     assert counts(udp.match(payload, CLIENT, 80)) == (0, 0)
-    to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
+    to_client = decoder(udp.engine, "udp", "to_client")
     assert counts(to_client.match(payload, LISTENER, 80)) == (1, 0)  # listener is the source
     assert counts(to_client.match(payload, 80, LISTENER)) == (0, 0)
 
@@ -189,7 +199,7 @@ def test_worst_case_stays_within_suricata8_instruction_limit():
     """Suricata 8 stops a Lua call after 500,000 VM instructions. Count them (Lua 5.4
     count hook) on the costliest inputs: a data block just inside the budget, and one
     just past it, which must be refused before it is deciphered."""
-    dec = Decoder(SCRIPT, "lua54", SIDS["udp", "to_server"])
+    dec = decoder("lua54", "udp", "to_server")
     dec.lua.execute("""
       function counted(f, args)
         local n = 0
@@ -227,14 +237,14 @@ def random_ip(rng: random.Random) -> str:
 
 @pytest.fixture(params=ENGINES)
 def syn(request) -> Decoder:
-    return Decoder(SCRIPT, request.param, SYN_SID)
+    return decoder(request.param, "tcp", "to_server", syn=True)
 
 
 def test_port_generator_agrees_with_codec(syn):
     """A first SYN to any of the destination's computed TCP ports is an attempt, and a
     message to any of its UDP ports; a port of the other transport is not, nor a datagram
     that holds no message."""
-    udp = Decoder(SCRIPT, syn.engine, SIDS["udp", "to_server"])
+    udp = decoder(syn.engine, "udp", "to_server")
     rng = random.Random(f"ports-{syn.engine}")
     flows = iter(range(1, 10_000))
     for _ in range(300):
@@ -288,7 +298,7 @@ def test_only_attempts_on_the_destination_count(udp):
     udp_port = P.ports(ip, P.epoch_week(sec))[1]
     msg = P.encode(random_message(random.Random(5)))
     assert udp.match(msg, CLIENT, udp_port, dip=ip, sec=sec).flowint("cfp2p_scan") == 1
-    to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
+    to_client = decoder(udp.engine, "udp", "to_client")
     reply = to_client.match(msg, udp_port, CLIENT, sip=ip, sec=sec)
     assert sum(counts(reply)) == 1 and reply.flowint("cfp2p_scan") == 0
     v6 = udp.match(msg, CLIENT, udp_port, 2, dip="2001:db8::1", sec=sec, ipver=6)
@@ -306,10 +316,10 @@ def test_port_match_names_the_listener(udp):
     assert sum(expect) == 1
     assert udp.match(msg, CLIENT, port, dip=ip, sec=sec).flowvars["cfp2p_port_match"] == "true"
     assert udp.match(msg, CLIENT, LISTENER, dip=ip, sec=sec).flowvars["cfp2p_port_match"] == "false"
-    to_client = Decoder(SCRIPT, udp.engine, SIDS["udp", "to_client"])
+    to_client = decoder(udp.engine, "udp", "to_client")
     from_listener = to_client.match(msg, port, CLIENT, sip=ip, dip="192.0.2.9", sec=sec)
     assert from_listener.flowvars["cfp2p_port_match"] == "true"
-    tcp = Decoder(SCRIPT, udp.engine, SIDS["tcp", "to_server"])
+    tcp = decoder(udp.engine, "tcp", "to_server")
     tcp_port = P.ports(ip, P.epoch_week(sec))[0]
     framed = P.encode_tcp(random_message(random.Random(4)))
     verdict = tcp.match(framed, CLIENT, tcp_port, 7, True, dip=ip, sec=sec)
