@@ -11,7 +11,11 @@ group in neg-services).
 Positive scenarios only use real Conficker listener ports: protocol.ports(listener, week) at
 the packet's time, index 1 or 3 for UDP and index 0 or 2 for TCP, from non-blacklisted ephemeral
 source ports. TCP sessions have a full three-way handshake, data segments with correct seq/ack,
-receiver ACKs and a FIN/ACK teardown, so Suricata's stream engine sees them as established.
+receiver ACKs and a FIN/ACK teardown, so Suricata's stream engine sees them as established. The
+issue 13 scenarios (tcp-reorder-*, tcp-retransmit-*, tcp-repacketized, tcp-overlap-*,
+tcp-spurious-retransmit, neg-tcp-gap-never-fills) send segments out of order, again, overlapping
+or never (TcpSession.send_pieces), with the receiver acking only what it holds in sequence; the
+session whose hole never fills ends with a RST.
 
 Scenario.expect counts the valid messages a correct decoder finds, per transport and kind:
 keys udp_control, udp_data, tcp_control, tcp_data. Negatives expect zero everywhere.
@@ -40,7 +44,7 @@ from scapy.layers.ntp import NTPHeader
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
 
-from generator import protocol
+from generator import protocol, spec
 from generator.protocol import (
     FLAG_DATA,
     FLAG_ENCODED,
@@ -305,6 +309,10 @@ class Trace:
         return self.emit(self.ip(src, dst) / tcp, gap)
 
 
+# A piece of TcpSession.send_pieces: (start, end) or (start, other bytes), then a gap.
+Piece = tuple[int, int] | tuple[int, bytes] | tuple[int, int | bytes, float]
+
+
 class TcpSession:
     """A well-formed TCP connection: handshake, acked data in both directions, FIN teardown."""
 
@@ -313,13 +321,25 @@ class TcpSession:
         self.ends = {True: (client, cport), False: (server, sport)}
         self.seq = {True: trace.rng.getrandbits(32), False: trace.rng.getrandbits(32)}
 
-    def _segment(self, from_client: bool, flags: str, payload: bytes = b"", **kw) -> Packet:
+    def _segment(
+        self,
+        from_client: bool,
+        flags: str,
+        payload: bytes = b"",
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        **kw,
+    ) -> Packet:
+        """A segment from one end; seq defaults to its next sequence number, ack (when the
+        flags have A) to the other end's."""
         (src, sport), (dst, dport) = self.ends[from_client], self.ends[not from_client]
-        ack = self.seq[not from_client] if "A" in flags else 0
+        if ack is None:
+            ack = self.seq[not from_client] if "A" in flags else 0
         pkt = self.trace.ip(src, dst) / TCP(
             sport=sport,
             dport=dport,
-            seq=self.seq[from_client],
+            seq=self.seq[from_client] if seq is None else seq,
             ack=ack,
             flags=flags,
             window=WINDOW,
@@ -364,6 +384,37 @@ class TcpSession:
             self.seq[from_client] = (self.seq[from_client] + len(piece)) & 0xFFFFFFFF
             if i % ack_every == 0 or i == len(pieces):
                 self.ack(not from_client)
+
+    def send_pieces(self, from_client: bool, data: bytes, pieces: list[Piece]) -> None:
+        """Send `data`, the direction's next bytes, as segments in a chosen order.
+
+        Each piece is (start, end): data[start:end] at its own sequence number, or (start,
+        bytes): other bytes at that offset (a copy that differs from data); an optional
+        third element is the gap in seconds before the segment (default 0.0003). Pieces may
+        come in any order, repeat (retransmissions) and overlap. The receiver answers every
+        segment with an ACK of the bytes it has in sequence (a duplicate ACK while a hole is
+        open). Afterwards the direction's next sequence number is past all of `data`, sent
+        or not (a piece never sent is a hole that never fills).
+        """
+        base = self.seq[from_client]
+        have = bytearray(len(data))  # 1 where the receiver holds the byte
+        for piece in pieces:
+            start, what = piece[0], piece[1]
+            gap = piece[2] if len(piece) > 2 else 0.0003
+            payload = data[start:what] if isinstance(what, int) else what
+            assert payload and start + len(payload) <= len(data), "piece outside data"
+            seq = (base + start) & 0xFFFFFFFF
+            self.trace.emit(self._segment(from_client, "PA", payload, seq=seq), gap)
+            have[start : start + len(payload)] = b"\x01" * len(payload)
+            in_order = have.find(0)
+            in_order = len(data) if in_order < 0 else in_order
+            ack = (base + in_order) & 0xFFFFFFFF
+            self.trace.emit(self._segment(not from_client, "A", ack=ack), 0.0002)
+        self.seq[from_client] = (base + len(data)) & 0xFFFFFFFF
+
+    def abort(self, from_client: bool) -> None:
+        """A RST/ACK from one end: the connection ends without FINs."""
+        self.trace.emit(self._segment(from_client, "RA"), 0.002)
 
     def close(self) -> None:
         """Client FIN/ACK, server FIN/ACK, client ACK."""
@@ -527,6 +578,285 @@ def _tcp_data_transfer(rng: random.Random) -> list[Packet]:
         msg = message(rng, _TCP_CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(500))
         s.send(True, encode_tcp(msg))
     s.close()
+    return t.packets
+
+
+# --- TCP segments as real networks deliver them ----------------------------------------------
+# Out of order, retransmitted, repacketized, overlapping, or never. A correct decoder follows
+# each direction by sequence number from the handshake: bytes before the next expected number
+# are ignored (the first copy of a byte wins), bytes beyond a hole are held until it fills, at
+# most REORDER_BYTES bytes in REORDER_SEGMENTS pieces per direction (a piece: what is left of
+# one arriving segment after trimming bytes already held or fed); a segment that would take a
+# direction past either bound abandons that direction (nothing more of it is decoded; the
+# session is not marked as not-Conficker).
+
+_DECODER = spec.load().decoder
+REORDER_BYTES: int = getattr(_DECODER, "reorder_bytes", 8192)
+REORDER_SEGMENTS: int = getattr(_DECODER, "reorder_segments", 8)
+RTO = 0.2  # seconds before a retransmission (Linux's minimum retransmission timeout)
+_TCP_DATA = _TCP_CONTROL | FLAG_PEER | FLAG_DATA  # 0x804D
+
+
+def framed(rng: random.Random, flags: int, size: int, *, data: int = 0) -> bytes:
+    """A length-prefixed TCP message of exactly `size` bytes: flags' blocks (a data block of
+    `data` random bytes when flags has FLAG_DATA), then random noise to fill it."""
+    fixed = 2 + protocol.MIN_MESSAGE
+    fixed += 6 if flags & FLAG_PEER else 0
+    fixed += protocol.SYSINFO_SIZE if flags & FLAG_SYSINFO else 0
+    fixed += 3 + data if flags & FLAG_DATA else 0
+    assert size >= fixed, "message too small for its blocks"
+    payload = rng.randbytes(data) if flags & FLAG_DATA else None
+    out = encode_tcp(message(rng, flags, data=payload, noise=size - fixed))
+    assert len(out) == size
+    return out
+
+
+def corrupt(data: bytes) -> bytes:
+    """The same number of bytes, every one different."""
+    return bytes(b ^ 0x5A for b in data)
+
+
+def _frames_valid(stream: bytes) -> bool:
+    """True when the stream is whole, valid length-prefixed messages and nothing else."""
+    decoder = protocol.TcpStreamDecoder()
+    decoder.feed(stream)
+    return not decoder.failed and not decoder.buffer
+
+
+def _session(t: Trace, listener: str, index: int) -> TcpSession:
+    dport = listener_port(listener, t.now, index)
+    return t.tcp(PROBER, ephemeral_port(t.rng, (dport,)), listener, dport).open()
+
+
+@_scenario("tcp-reorder-first-segment", tcp_control=1, attempts={PROBER: 1})
+def _tcp_reorder_first_segment(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 0) whose client sends one control
+    message (flags 0x808D: peer + system-info + noise, 300 bytes with its length prefix) in
+    two segments that arrive in the wrong order: bytes 150-299 first, then bytes 0-149 (the
+    direction's first segment arrives second: the first bytes that arrive do not start a
+    frame). A correct detector holds the second part and reports one TCP control message, on
+    the packet that fills the hole."""
+    t = Trace(rng)
+    s = _session(t, LISTENER, 0)
+    msg = framed(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO, 300)
+    s.send_pieces(True, msg, [(150, 300), (0, 150)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-reorder-middle", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_reorder_middle(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.77's TCP port (index 2): the client sends a control
+    message (0x8005, 40 bytes) in its own segment, then a data transfer (0x804D, data block of
+    600 bytes, 640 bytes framed) in three segments of which the third arrives before the second
+    (bytes 40-239, 480-679, then 240-479). A correct detector reports one TCP control and one
+    TCP data message, the data transfer on the packet that fills the hole."""
+    t = Trace(rng)
+    s = _session(t, LISTENER2, 2)
+    ctl = framed(rng, _TCP_CONTROL, 40)
+    data = framed(rng, _TCP_DATA, 640, data=600)
+    stream = ctl + data
+    s.send_pieces(True, stream, [(0, 40), (40, 240), (480, 680), (240, 480)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-retransmit-exact", tcp_control=1, tcp_data=2, attempts={PROBER: 1})
+def _tcp_retransmit_exact(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 2) whose client sends a control
+    message (0x8005) and two data transfers (0x804D, 300 data bytes each), each in its own
+    segment; the control message's segment and the first data transfer's are each sent again
+    (same seq, same bytes) 0.2 s after the receiver acked them (spurious retransmissions):
+    segments C, C, D1, D1, D2. A correct detector reports one TCP control message and two TCP
+    data messages (D1 once, on its first copy; the retransmissions are neither new messages
+    nor a reason to stop decoding)."""
+    t = Trace(rng)
+    s = _session(t, LISTENER, 2)
+    ctl = framed(rng, _TCP_CONTROL, 60)
+    d1 = framed(rng, _TCP_DATA, 340, data=300)
+    d2 = framed(rng, _TCP_DATA, 340, data=300)
+    a, b = len(ctl), len(ctl) + len(d1)
+    pieces: list[Piece] = [(0, a), (0, a, RTO), (a, b), (a, b, RTO), (b, b + len(d2))]
+    s.send_pieces(True, ctl + d1 + d2, pieces)
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-retransmit-partial", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_retransmit_partial(rng: random.Random) -> list[Packet]:
+    """A TCP session to 198.51.100.77's TCP port (index 0): the client's stream is a control
+    message (0x8005, 100 bytes framed) and a data transfer (0x804D, 400 data bytes, 440 framed).
+    Segment 1 holds bytes 0-249 (the control message and the start of the data transfer); 0.2 s
+    later bytes 60-159 are sent again (part of segment 1: the end of the control message and
+    the data transfer's first bytes); segment 2 holds bytes 250-539. A correct detector ignores
+    the already-seen bytes and reports one TCP control and one TCP data message."""
+    t = Trace(rng)
+    s = _session(t, LISTENER3, 0)
+    stream = framed(rng, _TCP_CONTROL, 100) + framed(rng, _TCP_DATA, 440, data=400)
+    s.send_pieces(True, stream, [(0, 250), (60, 160, RTO), (250, 540)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-repacketized", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_repacketized(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 0): the client's stream is a control
+    message (0x8005, 100 bytes framed) and a data transfer (0x804D, 400 data bytes, 440 framed).
+    Segment 1 holds bytes 0-249; 0.2 s later one repacketized segment resends bytes 150-249
+    together with the new bytes 250-539 that complete the data transfer. A correct detector
+    feeds only the new bytes and reports one TCP control and one TCP data message."""
+    t = Trace(rng)
+    s = _session(t, LISTENER, 0)
+    stream = framed(rng, _TCP_CONTROL, 100) + framed(rng, _TCP_DATA, 440, data=400)
+    s.send_pieces(True, stream, [(0, 250), (150, 540, RTO)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-overlap-fed-first", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_overlap_fed_first(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.77's TCP port (index 0): the client's stream is a control
+    message (0x8005, 60 bytes framed) and a data transfer (0x804D, 400 data bytes, 440 framed).
+    Segment 1 holds bytes 0-259, in sequence. Segment 2 starts at byte 160 and runs to the end,
+    but its copy of bytes 160-259 (inside the data block) differs from segment 1's: the data
+    transfer is valid only with the first copy. A correct detector keeps the first copy and
+    reports one TCP control and one TCP data message."""
+    t = Trace(rng)
+    s = _session(t, LISTENER2, 0)
+    stream = framed(rng, _TCP_CONTROL, 60) + framed(rng, _TCP_DATA, 440, data=400)
+    later = corrupt(stream[160:260]) + stream[260:]
+    assert not _frames_valid(stream[:160] + later), "the later copy must spoil the message"
+    s.send_pieces(True, stream, [(0, 260), (160, later)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-overlap-held-first", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_overlap_held_first(rng: random.Random) -> list[Packet]:
+    """A TCP session to 198.51.100.77's TCP port (index 2): the client's stream is a control
+    message (0x8005, 60 bytes framed, its own segment) and a data transfer (0x804D, 400 data
+    bytes, 440 framed). Then, beyond a hole, bytes 260-499 arrive (held); then a segment with
+    bytes 160-499 whose bytes 160-259 are new and whose copy of 260-499 differs from the one
+    held; then bytes 60-159 fill the hole. The data transfer is valid only with the first
+    copy of every byte. A correct detector keeps the first held copy and reports one TCP
+    control and one TCP data message, on the packet that fills the hole."""
+    t = Trace(rng)
+    s = _session(t, LISTENER3, 2)
+    stream = framed(rng, _TCP_CONTROL, 60) + framed(rng, _TCP_DATA, 440, data=400)
+    later = stream[160:260] + corrupt(stream[260:])
+    assert not _frames_valid(stream[:160] + later), "the later copy must spoil the message"
+    s.send_pieces(True, stream, [(0, 60), (260, 500), (160, later), (60, 160)])
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-spurious-retransmit", tcp_control=1, tcp_data=1, attempts={PROBER: 1})
+def _tcp_spurious_retransmit(rng: random.Random) -> list[Packet]:
+    """Issue 13's report: a TCP session to 203.0.113.200's TCP port (index 2) whose client
+    sends a control message (0x8005, 200 bytes framed) in two segments (bytes 0-99, 100-199),
+    both acked; 0.2 s later the first segment is sent again (a spurious retransmission: its
+    length prefix would start a 200-byte frame if fed again); then a data transfer (0x804D,
+    500 data bytes) in its own segment. A correct detector reports one TCP control and one TCP
+    data message."""
+    t = Trace(rng)
+    s = _session(t, LISTENER, 2)
+    stream = framed(rng, _TCP_CONTROL, 200) + framed(rng, _TCP_DATA, 540, data=500)
+    s.send_pieces(True, stream, [(0, 100), (100, 200), (0, 100, RTO), (200, 740)])
+    s.close()
+    return t.packets
+
+
+_HOLE = 40  # the first segment of a reorder-bound message: length prefix, key, flags, checksum
+
+
+def _bound_bytes(rng: random.Random, held: int, listener: str, index: int) -> list[Packet]:
+    """One control message (0x8005, noise filling it) of _HOLE + `held` bytes: its first
+    _HOLE bytes are the hole, the rest arrive first in MSS-sized segments, then the hole fills.
+    Past REORDER_BYTES held, the server then answers with a control message of its own."""
+    t = Trace(rng)
+    s = _session(t, listener, index)
+    msg = framed(rng, _TCP_CONTROL, _HOLE + held)
+    starts = list(range(_HOLE, len(msg), MSS))
+    pieces: list[Piece] = [(a, min(a + MSS, len(msg))) for a in starts]
+    assert len(pieces) <= REORDER_SEGMENTS
+    s.send_pieces(True, msg, [*pieces, (0, _HOLE)])
+    if held > REORDER_BYTES:
+        s.send(False, framed(rng, _TCP_CONTROL | FLAG_LOCAL_ACK, 60))
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-reorder-bytes-limit", tcp_control=1, attempts={PROBER: 1})
+def _tcp_reorder_bytes_limit(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.200's TCP port (index 0) whose client sends one control
+    message (0x8005, 8232 bytes framed, nearly all noise) whose first 40 bytes arrive last:
+    the 8192 bytes behind them come first, in 6 segments, exactly the decoder's bound of held
+    bytes (decoder.reorder_bytes). A correct detector holds them all and reports one TCP
+    control message, on the packet that fills the hole."""
+    return _bound_bytes(rng, REORDER_BYTES, LISTENER, 0)
+
+
+@_scenario("tcp-reorder-bytes-over", tcp_control=1, attempts={PROBER: 1})
+def _tcp_reorder_bytes_over(rng: random.Random) -> list[Packet]:
+    """As tcp-reorder-bytes-limit (to 203.0.113.77's TCP port, index 0), but the client's
+    message is one byte longer: 8193 bytes arrive ahead of the hole, one past the bound. Its
+    last held segment abandons the client direction: the message is not reported, and the
+    session is not marked as not-Conficker, so the server's answer that follows (flags 0x8007,
+    in sequence) is. A correct detector reports one TCP control message (the server's)."""
+    return _bound_bytes(rng, REORDER_BYTES + 1, LISTENER2, 0)
+
+
+def _bound_pieces(rng: random.Random, held: int, listener: str, index: int) -> list[Packet]:
+    """One control message (0x808D, peer + system-info + noise) in 1 + `held` segments of 50
+    bytes: the first is the hole, the others arrive first, last one first, then the hole
+    fills. Past REORDER_SEGMENTS pieces, the server then answers with a control message."""
+    t = Trace(rng)
+    s = _session(t, listener, index)
+    msg = framed(rng, _TCP_CONTROL | FLAG_PEER | FLAG_SYSINFO, 50 * (1 + held))
+    pieces: list[Piece] = [(50 * i, 50 * i + 50) for i in range(held, 0, -1)]
+    assert sum(b - a for a, b in pieces) <= REORDER_BYTES
+    s.send_pieces(True, msg, [*pieces, (0, 50)])
+    if held > REORDER_SEGMENTS:
+        s.send(False, framed(rng, _TCP_CONTROL | FLAG_LOCAL_ACK, 60))
+    s.close()
+    return t.packets
+
+
+@_scenario("tcp-reorder-segments-limit", tcp_control=1, attempts={PROBER: 1})
+def _tcp_reorder_segments_limit(rng: random.Random) -> list[Packet]:
+    """A TCP session to 198.51.100.77's TCP port (index 0) whose client sends one control
+    message (0x808D, 450 bytes framed) as nine 50-byte segments: the last eight arrive first,
+    in reverse order, exactly the decoder's bound of held pieces (decoder.reorder_segments),
+    then the first. A correct detector reports one TCP control message, on the packet that
+    fills the hole."""
+    return _bound_pieces(rng, REORDER_SEGMENTS, LISTENER3, 0)
+
+
+@_scenario("tcp-reorder-segments-over", tcp_control=1, attempts={PROBER: 1})
+def _tcp_reorder_segments_over(rng: random.Random) -> list[Packet]:
+    """As tcp-reorder-segments-limit (to 203.0.113.200's TCP port, index 2), but the message
+    (500 bytes framed) is ten segments: nine arrive ahead of the hole, one piece past the
+    bound. The ninth abandons the client direction: the message is not reported, and the
+    session is not marked as not-Conficker, so the server's answer that follows (flags
+    0x8007, in sequence) is. A correct detector reports one TCP control message (the
+    server's)."""
+    return _bound_pieces(rng, REORDER_SEGMENTS + 1, LISTENER, 2)
+
+
+@_scenario("neg-tcp-gap-never-fills", attempts={PROBER: 1})
+def _neg_tcp_gap_never_fills(rng: random.Random) -> list[Packet]:
+    """A TCP session to 203.0.113.77's TCP port (index 2) whose client stream is a control
+    message (0x8005, 200 bytes framed) and a data transfer (0x804D, 300 data bytes, 340
+    framed), but the segment with bytes 0-49 is never sent: bytes 50-199 and then the whole
+    data transfer (bytes 200-539, frame-aligned and valid on its own) arrive beyond the hole;
+    the receiver keeps acking byte 0; the client gives up with a RST. A correct detector
+    reports nothing (held bytes are never decoded) and raises no error."""
+    t = Trace(rng)
+    s = _session(t, LISTENER2, 2)
+    stream = framed(rng, _TCP_CONTROL, 200) + framed(rng, _TCP_DATA, 340, data=300)
+    assert _frames_valid(stream[200:])
+    s.send_pieces(True, stream, [(50, 200), (200, 540), (200, 540, RTO)])
+    s.abort(True)
     return t.packets
 
 

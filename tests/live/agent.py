@@ -21,6 +21,10 @@ from fcntl import ioctl
 from typing import IO, Any
 
 TCP_INFO_TOTAL_RETRANS = 100  # offset of tcpi_total_retrans (u32) in struct tcp_info
+ETH_P_ALL = 0x0003  # only an all-protocols packet socket sees the frames this host sends
+ETH_P_IP = 0x0800
+ETH_HEADER = 14
+PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sends
 
 
 def _line(out: IO[str], **record: Any) -> None:
@@ -84,14 +88,52 @@ def _total_retrans(sock: socket.socket) -> int:
     return struct.unpack_from("I", info, TCP_INFO_TOTAL_RETRANS)[0]
 
 
-def send_tcp(flow: dict, dst: str, wait: float) -> dict:
+def _inet_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _first_data_frame(cap: socket.socket, sport: int) -> bytes:
+    """The first frame this host sent from TCP port sport with data, its TCP checksum
+    completed (a veth leaves it to the offload that never happens on a copy)."""
+    while True:
+        frame, addr = cap.recvfrom(65535)
+        ip = frame[ETH_HEADER:]
+        if addr[1] != ETH_P_IP or addr[2] != PACKET_OUTGOING or len(ip) < 40 or ip[9] != 6:
+            continue
+        ihl, total = (ip[0] & 15) * 4, struct.unpack_from("!H", ip, 2)[0]
+        tcp = bytearray(ip[ihl:total])
+        if struct.unpack_from("!H", tcp)[0] != sport or len(tcp) <= (tcp[12] >> 4) * 4:
+            continue
+        tcp[16:18] = b"\0\0"
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp[16:18] = struct.pack("!H", _inet_checksum(pseudo + bytes(tcp)))
+        return frame[:ETH_HEADER] + ip[:ihl] + bytes(tcp)
+
+
+def send_tcp(flow: dict, dst: str, wait: float, iface: str) -> dict:
     """Connect, send each payload as its own segment, then wait until the peer has acked
     everything. Acked: half-close and wait for the peer to close too. Not acked within
     `wait`: the session is stalled; abort it with a RST. Either way, report the kernel's
-    count of retransmitted segments."""
+    count of retransmitted segments.
+
+    flow["resend"] > 0: that many exact copies of the first data segment (the frame as the
+    kernel sent it: same seq, same bytes) follow it 50 ms apart, sent with a packet socket on
+    `iface`, whatever the peer acked: retransmissions that do not depend on the kernel's
+    timers. Reported as "resent"."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(wait)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    resend = flow.get("resend", 0)
+    cap = None
+    if resend:
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        cap.bind((iface, ETH_P_ALL))
+        cap.settimeout(wait)
     try:
         sock.bind((flow["src"], 0))
         sock.connect((dst, flow["dport"]))
@@ -99,13 +141,23 @@ def send_tcp(flow: dict, dst: str, wait: float) -> dict:
         for payload in flow["payloads"]:
             sock.sendall(bytes.fromhex(payload))
             time.sleep(0.02)
+        if cap is not None:
+            frame = _first_data_frame(cap, sport)
+            for _ in range(resend):
+                time.sleep(0.05)
+                cap.send(frame)
         deadline = time.monotonic() + wait
         while _unsent_or_unacked(sock) and time.monotonic() < deadline:
             time.sleep(0.01)
         retrans = _total_retrans(sock)
         if _unsent_or_unacked(sock):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return {"sport": sport, "outcome": "stalled", "retransmissions": retrans}
+            return {
+                "sport": sport,
+                "outcome": "stalled",
+                "retransmissions": retrans,
+                "resent": resend,
+            }
         sock.shutdown(socket.SHUT_WR)
         try:
             closed = sock.recv(1) == b""
@@ -115,9 +167,12 @@ def send_tcp(flow: dict, dst: str, wait: float) -> dict:
             "sport": sport,
             "outcome": "delivered" if closed else "unclosed",
             "retransmissions": retrans,
+            "resent": resend,
         }
     finally:
         sock.close()
+        if cap is not None:
+            cap.close()
 
 
 def send(plan: dict, out: IO[str]) -> None:
@@ -130,7 +185,7 @@ def send(plan: dict, out: IO[str]) -> None:
                     time.sleep(0.01)
                 result = {"sport": sock.getsockname()[1], "outcome": "sent"}
         else:
-            result = send_tcp(flow, plan["peer"], plan["tcp_wait"])
+            result = send_tcp(flow, plan["peer"], plan["tcp_wait"], plan.get("iface", "eth0"))
         _line(out, name=flow["name"], **result)
 
 

@@ -11,8 +11,11 @@ What must hold, on Suricata 7 (host) and 8 (chroot), with and without block_tcp:
 - every UDP P2P datagram is dropped (Conficker_P2P_Protection); benign datagrams arrive, also
   one sent on a flow whose P2P datagram was just dropped;
 - the TCP P2P session arrives whole and alerts without block_tcp; with block_tcp none of it
-  arrives, and every transmission of its segment (the first send and each retransmission the
-  sender's kernel reports) is dropped and reported;
+  arrives, and every transmission of its segment (the first send, each retransmission the
+  sender's kernel reports, and one exact copy the sender sends itself 50 ms later with a
+  packet socket: same seq, same bytes) is dropped and reported. The copy goes out in both
+  runs: a retransmission is no new message, so Data_Transfer reports the session's data
+  transfer once, and Detected without block_tcp once;
 - benign TCP sessions arrive whole, on Conficker's computed ports and on other ports;
 - eve.json: exact alert counts per rule, source and action, stats ips.blocked equal to the
   packets dropped, every other rule of the pack silent, no Lua error.
@@ -69,8 +72,9 @@ def dropped(kind: str, block_tcp: bool) -> bool:
 
 def expected_alerts(block_tcp: bool, tcp_sends: int) -> dict[tuple[str, str, str], int]:
     """(rule "Signature/transport", kind of the source, eve action) -> alerts. UDP alerts are
-    limited to one per source (report_interval); the TCP session alerts once, or with
-    block_tcp on each transmission of its segment (tcp_sends), which is dropped."""
+    limited to one per source (report_interval); the TCP session's Detected alerts once, or
+    with block_tcp on each transmission of its segment (tcp_sends), which is dropped; its
+    Data_Transfer once, on the first transmission (the others are retransmissions)."""
     tcp = (tcp_sends, "blocked") if block_tcp else (1, "allowed")
     return {
         ("Conficker_P2P_Detected/udp", "udp-probe", "allowed"): 1,
@@ -78,20 +82,22 @@ def expected_alerts(block_tcp: bool, tcp_sends: int) -> dict[tuple[str, str, str
         ("Conficker_P2P_Data_Transfer/udp", "udp-data", "allowed"): 1,
         ("Conficker_P2P_Protection/udp", "udp-data", "blocked"): 1,
         ("Conficker_P2P_Detected/tcp", "tcp-p2p", tcp[1]): tcp[0],
-        ("Conficker_P2P_Data_Transfer/tcp", "tcp-p2p", "allowed"): tcp[0],
+        ("Conficker_P2P_Data_Transfer/tcp", "tcp-p2p", "allowed"): 1,
     }
 
 
 @dataclass(frozen=True)
 class Flow:
     """One UDP socket or TCP connection of the infected host: payloads (kind, bytes) sent in
-    order, each as a datagram or segment of its own."""
+    order, each as a datagram or segment of its own; for TCP, `resend` exact copies of the
+    first segment sent after it (agent.py)."""
 
     name: str
     proto: str
     src: str
     dport: int
     payloads: tuple[tuple[str, bytes], ...]
+    resend: int = 0
 
     def plan(self) -> dict:
         """As the sender reads it."""
@@ -102,6 +108,7 @@ class Flow:
             "src": self.src,
             "dport": self.dport,
             "payloads": payloads,
+            "resend": self.resend,
         }
 
 
@@ -114,9 +121,11 @@ def traffic(rng: random.Random, ports: tuple[int, int, int, int], other: int) ->
         msg = message(rng, flags, noise=rng.randrange(0, 41), **blocks)
         return protocol.encode_tcp(msg) if tcp else protocol.encode(msg)
 
-    def flow(name: str, proto: str, kind: str, port: int, *payloads: bytes | tuple) -> Flow:
+    def flow(
+        name: str, proto: str, kind: str, port: int, *payloads: bytes | tuple, resend: int = 0
+    ) -> Flow:
         tagged = tuple(p if isinstance(p, tuple) else (kind, p) for p in payloads)
-        return Flow(name, proto, SOURCES[kind.split("/")[0]], port, tagged)
+        return Flow(name, proto, SOURCES[kind.split("/")[0]], port, tagged, resend)
 
     benign = rng.randbytes
     after_drop = ("benign/udp-after-drop", benign(120))
@@ -126,7 +135,7 @@ def traffic(rng: random.Random, ports: tuple[int, int, int, int], other: int) ->
         flow("probe-b", "udp", "udp-probe", udp_b, p2p(UDP_PROBE)),
         flow("probe-then-benign", "udp", "udp-probe", udp_a, p2p(UDP_PROBE), after_drop),
         flow("data-transfer", "udp", "udp-data", udp_b, p2p(UDP_DATA, data=benign(400))),
-        flow("tcp-session", "tcp", "tcp-p2p", tcp_a, session),
+        flow("tcp-session", "tcp", "tcp-p2p", tcp_a, session, resend=1),
         flow("benign-udp-a", "udp", "benign/udp-conficker-port", udp_a, benign(64)),
         flow("benign-udp-b", "udp", "benign/udp-conficker-port", udp_b, b"hello " * 20),
         flow("benign-tcp-b", "tcp", "benign/tcp-conficker-port", tcp_b, benign(900), b"GET /"),
@@ -247,6 +256,7 @@ def exchange(
                 "address": netns.PEER,
                 "peer": netns.PEER,
                 "lifetime": 120,
+                "iface": "eth0",  # the link of every namespace (netns.py)
                 "tcp_wait": TCP_WAIT,
                 "udp_ports": sorted({f.dport for f in flows if f.proto == "udp"}),
                 "tcp_ports": sorted({f.dport for f in flows if f.proto == "tcp"}),
@@ -350,7 +360,8 @@ def test_inline(engine: Engine, block_tcp: bool, tmp_path: Path) -> None:
     sent, arrived, run = run_inline(engine, opts, flows, tmp_path)
 
     tally, wrong = compare(flows, sent, arrived, block_tcp)
-    tcp_sends = 1 + sent["tcp-session"]["retransmissions"]
+    tcp_sends = 1 + sent["tcp-session"]["retransmissions"] + sent["tcp-session"]["resent"]
+    assert sent["tcp-session"]["resent"] == 1, "the sender's own copy of the segment"
     names = rule_names(opts)
     alerts = Counter(
         (
@@ -365,6 +376,7 @@ def test_inline(engine: Engine, block_tcp: bool, tmp_path: Path) -> None:
     ips_stats = run.stats.get("ips", {})
 
     print(f"\n{engine.name}, block_tcp={block_tcp}: the TCP P2P segment went out {tcp_sends}x")
+    print(f"  (kernel retransmissions {sent['tcp-session']['retransmissions']}, copies 1)")
     for kind in sorted({k for k, _ in tally}):
         print(f"  {kind:32} sent {tally[kind, 'sent']:2}  received {tally[kind, 'received']:2}")
     print(f"  stats ips: accepted {ips_stats.get('accepted')}, blocked {ips_stats.get('blocked')}")

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pytest
+import yaml
 from scapy.layers.inet import IP, TCP, UDP, defragment
 from scapy.packet import Packet
 from scapy.utils import rdpcap
@@ -41,6 +42,23 @@ REQUIRED = {
     "scan-week-rollover",
     "p2p-other-ports",
     "neg-benign-computed-ports",
+    *(
+        REORDERED := {
+            "tcp-reorder-first-segment",
+            "tcp-reorder-middle",
+            "tcp-retransmit-exact",
+            "tcp-retransmit-partial",
+            "tcp-repacketized",
+            "tcp-overlap-fed-first",
+            "tcp-overlap-held-first",
+            "tcp-spurious-retransmit",
+            "tcp-reorder-bytes-limit",
+            "tcp-reorder-bytes-over",
+            "tcp-reorder-segments-limit",
+            "tcp-reorder-segments-over",
+            "neg-tcp-gap-never-fills",
+        }
+    ),
 }
 # Messages deliberately sent on ports the generator does not give the listener.
 OFF_GENERATOR = {"p2p-other-ports"}
@@ -99,7 +117,127 @@ def tcp_streams(packets: list[Packet]) -> dict[FlowKey, bytes]:
     return streams
 
 
-def decode_pcap(path: pathlib.Path) -> Decoded:
+_M32 = 0xFFFFFFFF
+
+
+def _rel(seq: int, base: int) -> int:
+    """seq - base in 32-bit sequence space, as a signed number."""
+    diff = (seq - base) & _M32
+    return diff - (1 << 32) if diff & 0x80000000 else diff
+
+
+@dataclass
+class Bounds:
+    """What one TCP direction may hold beyond a hole (spec decoder.reorder_*)."""
+
+    reorder_bytes: int = pcaps.REORDER_BYTES
+    reorder_segments: int = pcaps.REORDER_SEGMENTS
+
+
+@dataclass
+class _Direction:
+    next_seq: int | None = None
+    held: dict[int, int] = field(default_factory=dict)  # offset past next_seq -> byte
+    pieces: list[set[int]] = field(default_factory=list)  # offsets of each held piece
+    decoder: TcpStreamDecoder = field(default_factory=TcpStreamDecoder)
+    abandoned: bool = False
+
+
+@dataclass
+class _Session:
+    dirs: dict[bool, _Direction] = field(
+        default_factory=lambda: {True: _Direction(), False: _Direction()}
+    )
+    valid: bool = False  # has carried a valid message
+    skipped: bool = False  # its first frame was not a message: not Conficker
+
+
+@dataclass
+class Completed:
+    """The messages one data segment completed (index: the packet's place in the pcap)."""
+
+    index: int
+    flow: FlowKey
+    messages: list[Message]
+    session_valid: bool  # the session had carried a valid message by the end of this packet
+
+
+class SeqReassembler:
+    """Each TCP direction followed by sequence number, as the decoder does it: from the
+    handshake (SYN seq + 1), else from the first data segment; bytes before the next expected
+    number ignored (the first copy wins), bytes beyond a hole held (first copy wins among
+    them too) until the hole fills, at most `bounds` bytes and pieces held, or the direction
+    is abandoned (no verdict: the session is not skipped). A session whose first frame fed in
+    sequence is not a message, before any valid one, is skipped."""
+
+    def __init__(self, bounds: Bounds | None = None) -> None:
+        self.bounds = bounds or Bounds()
+        self.sessions: dict[frozenset, _Session] = {}
+        self.completed: list[Completed] = []
+        self.data_segments: list[tuple[int, frozenset]] = []
+        self.payload_bytes = 0
+
+    def packet(self, index: int, pkt: Packet) -> None:
+        ip, tcp = pkt[IP], pkt[TCP]
+        key = (ip.src, tcp.sport, ip.dst, tcp.dport)
+        ends = frozenset({key[:2], key[2:]})
+        session = self.sessions.setdefault(ends, _Session())
+        # True for the direction from the lower end (a stable name for each direction)
+        direction = session.dirs[key[:2] < key[2:]]
+        if tcp.flags.S and direction.next_seq is None:
+            direction.next_seq = (tcp.seq + 1) & _M32
+        payload = bytes(tcp.payload)
+        if not payload:
+            return
+        self.payload_bytes += len(payload)
+        self.data_segments.append((index, ends))
+        if session.skipped or direction.abandoned or direction.decoder.failed:
+            return
+        if direction.next_seq is None:
+            direction.next_seq = tcp.seq
+        rel = _rel(tcp.seq, direction.next_seq)
+        fresh = {
+            rel + i: b
+            for i, b in enumerate(payload)
+            if rel + i >= 0 and rel + i not in direction.held
+        }
+        if 0 not in fresh:
+            if not fresh:
+                return  # nothing new: a retransmission
+            over_bytes = len(direction.held) + len(fresh) > self.bounds.reorder_bytes
+            if over_bytes or len(direction.pieces) + 1 > self.bounds.reorder_segments:
+                direction.abandoned = True
+                direction.held, direction.pieces = {}, []
+                return
+            direction.held.update(fresh)
+            direction.pieces.append(set(fresh))
+            return
+        merged = {**direction.held, **fresh}
+        run = bytearray()
+        while len(run) in merged:
+            run.append(merged[len(run)])
+        n = len(run)
+        direction.held = {off - n: b for off, b in merged.items() if off >= n}
+        direction.pieces = [{o - n for o in p if o >= n} for p in direction.pieces]
+        direction.pieces = [p for p in direction.pieces if p]
+        direction.next_seq = (direction.next_seq + n) & _M32
+        msgs = direction.decoder.feed(bytes(run))
+        if msgs:
+            session.valid = True
+        elif direction.decoder.failed and not session.valid:
+            session.skipped = True
+        self.completed.append(Completed(index, key, msgs, session.valid))
+
+
+def reassemble(packets: list[Packet], bounds: Bounds | None = None) -> SeqReassembler:
+    out = SeqReassembler(bounds)
+    for index, pkt in enumerate(packets):
+        if TCP in pkt:
+            out.packet(index, pkt)
+    return out
+
+
+def decode_pcap(path: pathlib.Path, bounds: Bounds | None = None) -> Decoded:
     packets = list(defragment(rdpcap(str(path))))
     out = Decoded()
     for pkt in packets:
@@ -115,14 +253,12 @@ def decode_pcap(path: pathlib.Path) -> Decoded:
             continue
         out.counts[f"udp_{msg.kind}"] += 1
         out.udp_hits.append((pkt, msg))
-    for key, data in tcp_streams(packets).items():
-        out.tcp_bytes += len(data)
-        decoder = TcpStreamDecoder()
-        msgs = decoder.feed(data)
-        for msg in msgs:
+    tcp = reassemble(packets, bounds)
+    out.tcp_bytes = tcp.payload_bytes
+    for done in tcp.completed:
+        for msg in done.messages:
             out.counts[f"tcp_{msg.kind}"] += 1
-        if msgs:
-            out.tcp_hits[key] = msgs
+            out.tcp_hits.setdefault(done.flow, []).append(msg)
     return out
 
 
@@ -470,15 +606,12 @@ def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
 # --- TCP well-formedness ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if "tcp" in n or n.startswith("neg-")])
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if ("tcp" in n or n.startswith("neg-")) and n not in REORDERED]
+)
 def test_tcp_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
     """Handshake first, every data segment acked by the peer, FIN from both ends, final ACK."""
-    flows: dict[frozenset, list[Packet]] = defaultdict(list)
-    for pkt in rdpcap(str(outdir / f"{name}.pcap")):
-        if TCP in pkt:
-            ends = frozenset({(pkt[IP].src, pkt[TCP].sport), (pkt[IP].dst, pkt[TCP].dport)})
-            flows[ends].append(pkt)
-    for pkts in flows.values():
+    for pkts in _tcp_flows(outdir / f"{name}.pcap"):
         syn, synack, ack = pkts[:3]
         assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
         assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
@@ -499,3 +632,154 @@ def test_tcp_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
                 nxt[from_client] = (nxt[from_client] + 1) & 0xFFFFFFFF
         assert fins == {True: True, False: True}
         assert acked == nxt, "every byte and FIN acknowledged"
+
+
+def _tcp_flows(path: pathlib.Path) -> list[list[Packet]]:
+    flows: dict[frozenset, list[Packet]] = defaultdict(list)
+    for pkt in rdpcap(str(path)):
+        if TCP in pkt:
+            ends = frozenset({(pkt[IP].src, pkt[TCP].sport), (pkt[IP].dst, pkt[TCP].dport)})
+            flows[ends].append(pkt)
+    return list(flows.values())
+
+
+@pytest.mark.parametrize("name", sorted(REORDERED))
+def test_tcp_reordered_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
+    """Segments out of order, repeated or overlapping, but consistent TCP: after the
+    handshake every segment lies inside its direction's byte range (from SYN + 1 to the FIN
+    or RST), each end acks exactly the bytes it holds in sequence or fewer (never a byte not
+    yet sent), and the session ends with FINs from both ends, all acked, or with a RST."""
+    for pkts in _tcp_flows(outdir / f"{name}.pcap"):
+        syn, synack, ack = pkts[:3]
+        assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
+        assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
+        assert ack[TCP].ack == (synack[TCP].seq + 1) & 0xFFFFFFFF
+        client = (syn[IP].src, syn[TCP].sport)
+        start = {True: ack[TCP].seq, False: ack[TCP].ack}
+        have: dict[bool, set[int]] = {True: set(), False: set()}
+        end: dict[bool, int | None] = {True: None, False: None}  # FIN or RST offset
+        fins = {True: False, False: False}
+        last_ack = {True: 0, False: 0}
+        reset = False
+        for pkt in pkts[3:]:
+            assert not reset, "nothing after the RST"
+            side, tcp = (pkt[IP].src, pkt[TCP].sport) == client, pkt[TCP]
+            rel = _rel(tcp.seq, start[side])
+            payload = len(tcp.payload)
+            if end[side] is not None:  # after its FIN: only ACKs, at the FIN's seq + 1
+                assert payload == 0 and rel == end[side] + 1 and fins[side]
+            assert rel >= 0
+            have[side].update(range(rel, rel + payload))
+            if "F" in tcp.flags or "R" in tcp.flags:
+                assert payload == 0 and end[side] is None
+                end[side] = rel
+                fins[side] = "F" in tcp.flags
+                reset = "R" in tcp.flags
+            assert "A" in tcp.flags
+            other = not side
+            in_order = next(i for i in range(len(have[other]) + 1) if i not in have[other])
+            if fins[other] and in_order == end[other]:
+                in_order += 1  # the FIN
+            acks = _rel(tcp.ack, start[other])
+            assert 0 <= acks <= in_order, "acks bytes it does not hold in sequence"
+            last_ack[other] = acks
+        assert all(end[side] is None or max(have[side], default=-1) < end[side] for side in end)
+        if not reset:
+            assert fins == {True: True, False: True}
+            assert all(last_ack[side] == end[side] + 1 for side in end), "all acknowledged"
+
+
+# --- TCP as real networks deliver it ---------------------------------------------------------
+
+
+def _arrival_order_counts(packets: list[Packet]) -> dict[str, int]:
+    """What a decoder that feeds each direction segment by segment in arrival order finds."""
+    decoders: dict[FlowKey, TcpStreamDecoder] = defaultdict(TcpStreamDecoder)
+    counts = dict.fromkeys(("tcp_control", "tcp_data"), 0)
+    for pkt in packets:
+        if TCP in pkt and len(pkt[TCP].payload):
+            key = (pkt[IP].src, pkt[TCP].sport, pkt[IP].dst, pkt[TCP].dport)
+            for msg in decoders[key].feed(bytes(pkt[TCP].payload)):
+                counts[f"tcp_{msg.kind}"] += 1
+    return counts
+
+
+# Where arrival order happens to give the same counts: the bound is passed (the server's
+# in-order message is what counts) or nothing is ever complete in sequence.
+SAME_IN_ARRIVAL_ORDER = {
+    "tcp-reorder-bytes-over",
+    "tcp-reorder-segments-over",
+    "neg-tcp-gap-never-fills",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REORDERED - SAME_IN_ARRIVAL_ORDER))
+def test_reordered_scenarios_need_sequence_order(outdir: pathlib.Path, name: str) -> None:
+    """Each of these scenarios tells a decoder that follows sequence numbers from one that
+    feeds segments as they arrive (the expect counts are not what arrival order gives)."""
+    packets = list(rdpcap(str(outdir / f"{name}.pcap")))
+    expect = pcaps.EXPECTED[name]
+    assert _arrival_order_counts(packets) != {k: expect[k] for k in ("tcp_control", "tcp_data")}
+
+
+def test_reorder_bounds_are_exact(outdir: pathlib.Path) -> None:
+    """The bound scenarios sit exactly at the bound and one past it: a bound one smaller
+    loses the message at the bound, one larger finds the message past it."""
+    b, n = pcaps.REORDER_BYTES, pcaps.REORDER_SEGMENTS
+    tighter = (Bounds(b - 1, n), Bounds(b, n - 1))
+    looser = (Bounds(b + 1, n), Bounds(b, n + 1))
+    for kind, less, more in zip(("bytes", "segments"), tighter, looser, strict=True):
+        at = outdir / f"tcp-reorder-{kind}-limit.pcap"
+        past = outdir / f"tcp-reorder-{kind}-over.pcap"
+        assert decode_pcap(at).counts["tcp_control"] == 1
+        assert decode_pcap(at, less).counts["tcp_control"] == 0
+        assert decode_pcap(past).counts["tcp_control"] == 1  # the server's answer only
+        assert decode_pcap(past, more).counts["tcp_control"] == 2
+    sizes = [len(p[TCP].payload) for p in rdpcap(str(outdir / "tcp-reorder-bytes-limit.pcap"))]
+    assert sum(sizes) == pcaps._HOLE + b  # one message: the hole and the bytes held
+
+
+ENGINE_CASES = yaml.safe_load(
+    (pathlib.Path(__file__).parents[1] / "engine" / "cases.yaml").read_text()
+)
+REORDERED_CASES = [c for c in ENGINE_CASES if c["pcap"].removesuffix(".pcap") in REORDERED]
+
+
+def predicted_alerts(packets: list[Packet], block_tcp: bool) -> tuple[dict[str, int], int, dict]:
+    """The TCP alerts, blocked packets and Detected's flags the decoder semantics give:
+    Detected/tcp once per session that carries a control message (with block_tcp: a drop of
+    every data segment, both directions, from the one that completes the session's first
+    valid message on); Data_Transfer/tcp once per packet completing a data message."""
+    tcp = reassemble(packets)
+    data_packets = sum(any(m.kind == "data" for m in c.messages) for c in tcp.completed)
+    first_control: dict[frozenset, Message] = {}
+    first_valid: dict[frozenset, int] = {}
+    for c in tcp.completed:
+        ends = frozenset({c.flow[:2], c.flow[2:]})
+        for msg in c.messages:
+            first_valid.setdefault(ends, c.index)
+            if msg.kind == "control":
+                first_control.setdefault(ends, msg)
+    blocked = sum(1 for i, ends in tcp.data_segments if i >= first_valid.get(ends, len(packets)))
+    detected = blocked if block_tcp else len(first_control)
+    alerts = {
+        "Conficker_P2P_Detected/tcp": detected,
+        "Conficker_P2P_Data_Transfer/tcp": data_packets,
+    }
+    flags = {f"0x{m.flags:04x}" for m in first_control.values()}
+    return {k: v for k, v in alerts.items() if v}, blocked if block_tcp else 0, {"flags": flags}
+
+
+@pytest.mark.parametrize("case", REORDERED_CASES, ids=[c["name"] for c in REORDERED_CASES])
+def test_engine_cases_follow_sequence_reassembly(outdir: pathlib.Path, case: dict) -> None:
+    """tests/engine/cases.yaml's expectations for these pcaps are what reassembly by sequence
+    number predicts (the engine tests then hold Suricata to them)."""
+    packets = list(rdpcap(str(outdir / case["pcap"])))
+    block_tcp = case.get("options", {}).get("block_tcp", False)
+    alerts, blocked, facts = predicted_alerts(packets, block_tcp)
+    expect = case["expect"]
+    assert expect.get("alerts", {}) == alerts
+    assert expect.get("blocked", 0) == (blocked if case["mode"] == "ips" else 0)
+    detected = expect.get("facts", {}).get("Conficker_P2P_Detected/tcp")
+    if detected and not block_tcp:
+        assert facts["flags"] == {detected["flags"]}
