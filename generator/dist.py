@@ -130,7 +130,10 @@ def contents(loaded: spec.Spec, root: Path) -> dict[str, bytes]:
     files = {
         f"rules/{loaded.pack.rules_file}": rules.encode(),
         # beside the rules file: where suricata-update looks for a `lua:` script
-        f"rules/{loaded.pack.lua_script}": rendered[f"lua/{loaded.pack.lua_script}"].encode(),
+        **{
+            f"rules/{e.lua_script}": rendered[f"lua/{e.lua_script}"].encode()
+            for e in loaded.decoder.engines
+        },
         "rules/sid-msg.map": sid_msg_map(rules).encode(),
         "LICENSE": _read(root / "LICENSE"),
         "VERSION": f"{ver}\n".encode(),

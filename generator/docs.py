@@ -172,7 +172,10 @@ def _rule_facts(sig: Signature, opts: Options, revs: Mapping[int, int]) -> list[
 
 
 def _decoder_label(d: DecoderRule) -> str:
-    return f"{d.transport.upper()} {'connection attempt' if d.syn else d.direction}"
+    what = d.direction
+    if d.syn:
+        what = "connection attempt" if d.direction == "to_server" else "connection accepted"
+    return f"{d.engine.name.replace('suricata', 'Suricata ')}: {d.transport.upper()} {what}"
 
 
 def _example_sids(sig: Signature, opts: Options) -> set[int]:

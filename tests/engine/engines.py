@@ -100,8 +100,11 @@ class Engine:
         work = self._workdir()
         (work / "rules").mkdir()
         for name, src in files.items():
-            for f in sorted(src.glob("*.lua")) if src.is_dir() else [src]:
-                shutil.copy(f, work / "rules" / f.name)
+            if src.is_dir():
+                for f in sorted(src.glob("*.lua")):
+                    shutil.copy(f, work / "rules" / f.name)
+            else:
+                shutil.copy(src, work / "rules" / name)
         return work
 
     def test_config(self, rules: Path, lua: Path) -> tuple[int, str]:

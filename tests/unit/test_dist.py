@@ -68,9 +68,8 @@ def test_archive_holds_the_pack(release):
     rendered = render.render(SPEC, SPEC.defaults)
     rules = rendered[f"rules/{SPEC.pack.rules_file}"]
     assert files[f"rules/{SPEC.pack.rules_file}"].decode() == rules
-    assert (
-        files[f"rules/{SPEC.pack.lua_script}"].decode() == rendered[f"lua/{SPEC.pack.lua_script}"]
-    )
+    for e in SPEC.decoder.engines:
+        assert files[f"rules/{e.lua_script}"].decode() == rendered[f"lua/{e.lua_script}"]
     for rel, text in rendered.items():
         if rel.startswith("docs/"):
             assert files[rel].decode() == text, rel

@@ -107,11 +107,17 @@ def test_decoder_rules_never_alert_and_run_first():
             if r.sid == spec.rule_sid(SPEC.defaults, d)
         )
         assert rule.action == "pass" and "noalert;" in rule.raw and "flowint:" in rule.raw
-        assert f"lua:{SPEC.pack.lua_script};" in rule.raw
+        # each engine's decoder rules call its own script and are skipped by the other
+        assert f"lua:{d.engine.lua_script};" in rule.raw
+        assert f"requires:{d.engine.requires};" in rule.raw
 
 
 def test_lua_carries_the_decoder_sids_and_protocol():
-    lua = render.render_lua(SPEC, SPEC.options(sid_base=7_000_000))
-    for d in SPEC.decoder.rules:
-        assert f"[{spec.rule_sid(SPEC.options(sid_base=7_000_000), d)}] = " in lua
-    assert f"local BUDGET = {SPEC.decoder.budget}" in lua
+    opts = SPEC.options(sid_base=7_000_000)
+    for e in SPEC.decoder.engines:
+        lua = render.render_lua(SPEC, opts, e)
+        for d in SPEC.decoder.rules:
+            # a script knows its own engine's decoder rules, and only those
+            assert (f"[{spec.rule_sid(opts, d)}] = " in lua) == (d.engine == e)
+        assert f"local BUDGET = {SPEC.decoder.budget}" in lua
+        assert f"local REORDER_BYTES = {SPEC.decoder.reorder_bytes}" in lua

@@ -26,7 +26,16 @@ def test_shipped_spec_loads():
     assert s.defaults.report_interval == 300 and s.defaults.block_tcp is False
     assert (s.defaults.scan_count, s.defaults.scan_seconds) == (10, 3600)
     assert s.protocol.min_message == 14
-    assert [d.syn for d in s.decoder.rules].count(True) == 1
+    # every engine has its own decoder rules, the handshake ones included
+    assert [e.name for e in s.decoder.engines] == ["suricata7", "suricata8"]
+    for e in s.decoder.engines:
+        mine = s.decoder.rules_of(e)
+        assert [(d.direction, d.syn) for d in mine if d.syn] == [
+            ("to_server", True),
+            ("to_client", True),
+        ]
+    sids = [d.sid_offset for d in s.decoder.rules]
+    assert len(set(sids)) == len(sids)
 
 
 def test_protocol_section_agrees_with_reference_codec():
@@ -130,7 +139,7 @@ BAD = {
     "syn on udp": (
         _set(["decoder", "rules", 0, "syn"], True),
         "decoder.rules[0].syn",
-        "only a tcp to_server rule",
+        "only a tcp rule sees the handshake",
     ),
     "ip rule outside the scan": (
         _set(["signatures", 0, "rules", 0, "transport"], "ip"),
