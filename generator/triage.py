@@ -29,13 +29,13 @@ import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
-from . import capture
+from . import capture, spec
 from .protocol import (
     CHECKSUM_SIZE,
     EPOCH_OFFSET,
@@ -66,7 +66,6 @@ _M32 = 0xFFFFFFFF
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _PROTO_TCP, _PROTO_UDP = 6, 17
 _TCP_INDEX, _UDP_INDEX = 0, 1  # index of pair A's port in ports(); pair B's is +2
-_MAX_PENDING_SEGMENTS = 256  # out-of-order segments held per TCP direction
 
 
 class ArgumentError(ValueError):
@@ -253,14 +252,28 @@ def _listener_side(
 # --- IPv4 fragments --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _decoder_spec() -> spec.Decoder:
+    """The pack's decoder settings (spec/conficker-p2p.yaml), read once."""
+    return spec.load().decoder
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Caps that keep memory bounded on any capture."""
+    """Caps that keep memory bounded on any capture.
+
+    A TCP direction holds, ahead of a gap, at most reorder_bytes bytes in at most
+    reorder_segments pieces (by default the Lua decoder's decoder.reorder_bytes and
+    decoder.reorder_segments); its decoder holds less than one frame (at most 65537 bytes
+    with the length prefix). So a live direction buffers at most 65537 + reorder_bytes.
+    """
 
     max_connections: int = 16384  # TCP connections tracked (LRU beyond)
-    max_pending: int = 65536  # out-of-order bytes held per TCP direction
+    # out-of-order bytes held per TCP direction, in at most reorder_segments pieces
+    reorder_bytes: int = field(default_factory=lambda: _decoder_spec().reorder_bytes)
+    reorder_segments: int = field(default_factory=lambda: _decoder_spec().reorder_segments)
     # TCP bytes held in all directions together; at least two directions' worth
-    # (2 * (65537 + max_pending)), since the connection being fed is never evicted
+    # (2 * (65537 + reorder_bytes)), since the connection being fed is never evicted
     max_buffered: int = 64 * 1024 * 1024
     max_fragment_datagrams: int = 1024  # IP datagrams being reassembled at once
     max_fragment_bytes: int = 32 * 1024 * 1024  # fragment bytes held in total
@@ -361,8 +374,8 @@ def _rel(seq: int, base: int) -> int:
 
 class _Direction:
     """One direction of a connection: the next expected sequence number, the decoder (None
-    once the direction is finished: not Conficker, closed, or given up), out-of-order segments
-    waiting for a hole to fill."""
+    once the direction is finished: not Conficker, closed, or given up), and the pieces held
+    beyond a gap: (sequence number, bytes), disjoint, in sequence order, each past next_seq."""
 
     __slots__ = (
         "isn",
@@ -370,8 +383,8 @@ class _Direction:
         "decoder",
         "fed",
         "checked_at",
-        "pending",
-        "pending_bytes",
+        "held",
+        "held_bytes",
         "counted",
     )
 
@@ -381,15 +394,15 @@ class _Direction:
         self.decoder: TcpStreamDecoder | None = TcpStreamDecoder()
         self.fed = 0  # bytes fed to the decoder so far
         self.checked_at = -1  # stream offset of the frame head that message_verdict accepted
-        self.pending: dict[int, bytes] = {}
-        self.pending_bytes = 0
+        self.held: list[tuple[int, bytes]] = []
+        self.held_bytes = 0
         self.counted = 0  # bytes of this direction included in TcpTracker.buffered
 
     @property
     def buffered(self) -> int:
         if self.decoder is None:
             return 0
-        return len(self.decoder.buffer) + self.pending_bytes
+        return len(self.decoder.buffer) + self.held_bytes
 
 
 class Connection:
@@ -404,10 +417,15 @@ class Connection:
 
 
 class TcpTracker:
-    """Per-direction in-order reassembly into TcpStreamDecoders, bounded by Limits.
+    """Per-direction in-order reassembly into TcpStreamDecoders, bounded by Limits, with the
+    Lua decoder's semantics.
 
-    Retransmitted and overlapping bytes are trimmed; out-of-order segments wait (up to
-    max_pending bytes) for the hole before them to fill, else the direction is given up.
+    Each byte is fed once, in sequence order, and the first copy of a byte that arrives wins:
+    bytes before the next expected sequence number (retransmitted, overlapping) are trimmed;
+    bytes beyond a gap are held until it fills, less those already held, so an arriving segment
+    leaves a piece in each hole it covers. At most Limits.reorder_bytes bytes in
+    Limits.reorder_segments pieces are held per direction: a segment that would take the held
+    bytes or pieces past either gives the direction up (no verdict; the rest of it is ignored).
     FIN or RST frees a direction's buffers; the connection stays as a small record (so late
     retransmissions are not decoded twice) at the eviction end of the LRU order: past a cap,
     finished connections go first, then the least recently used live ones.
@@ -464,43 +482,62 @@ class TcpTracker:
     def _deliver(self, direction: _Direction, seq: int, data: bytes) -> list[Message]:
         if direction.next_seq is None:  # picked up mid-stream: trust the first segment seen
             direction.next_seq = seq
-        rel = _rel(seq, direction.next_seq)
-        if rel > 0:
-            self._hold(direction, seq, rel, data)
-            return []
-        if rel < 0:
+        ahead = _rel(seq, direction.next_seq)
+        if ahead < 0:
             self.stats["retransmitted"] += 1
-            if rel + len(data) <= 0:
+            if ahead + len(data) <= 0:
                 return []
-            data = data[-rel:]
-        out = self._feed(direction, data)
-        while direction.pending and direction.decoder is not None:
-            base = direction.next_seq
-            ready = next((s for s in direction.pending if _rel(s, base) <= 0), None)
-            if ready is None:
+            data = data[-ahead:]
+            ahead = 0
+        if ahead == 0 and not direction.held:
+            return self._feed(direction, data)
+        held, added = self._merge(direction, ahead, data)
+        if ahead > 0:
+            self.stats["out_of_order"] += 1
+            limits = self.limits
+            if (
+                direction.held_bytes + added > limits.reorder_bytes
+                or len(held) > limits.reorder_segments
+            ):
+                self.stats["gaps"] += 1  # past the reorder bound: the direction is given up
+                self._finish(direction)
+                return []
+        direction.held = held
+        direction.held_bytes += added
+        out: list[Message] = []
+        while held and direction.decoder is not None:  # the pieces now in reach, in order
+            at = _rel(held[0][0], direction.next_seq)
+            if at > 0:
                 break
-            held = direction.pending.pop(ready)
-            direction.pending_bytes -= len(held)
-            overlap = -_rel(ready, base)
-            if overlap < len(held):
-                out += self._feed(direction, held[overlap:])
+            piece = held.pop(0)[1]
+            direction.held_bytes -= len(piece)
+            if at + len(piece) > 0:
+                out += self._feed(direction, piece[-at:] if at else piece)
         return out
 
-    def _hold(self, direction: _Direction, seq: int, rel: int, data: bytes) -> None:
-        self.stats["out_of_order"] += 1
-        old = direction.pending.get(seq, b"")
-        grow = max(0, len(data) - len(old))
-        if (
-            rel > 4 * self.limits.max_pending
-            or direction.pending_bytes + grow > self.limits.max_pending
-            or len(direction.pending) >= _MAX_PENDING_SEGMENTS
-        ):
-            self.stats["gaps"] += 1  # a hole too large to wait for
-            self._finish(direction)
-            return
-        if grow:
-            direction.pending[seq] = data
-            direction.pending_bytes += grow
+    @staticmethod
+    def _merge(
+        direction: _Direction, ahead: int, data: bytes
+    ) -> tuple[list[tuple[int, bytes]], int]:
+        """The held pieces with what `data` (starting `ahead` bytes past next_seq) adds in
+        front of, between and behind them (held bytes win), and the number of bytes added."""
+        base = direction.next_seq
+        assert base is not None
+        out: list[tuple[int, bytes]] = []
+        added = 0
+        cur, stop = ahead, ahead + len(data)
+        for piece in direction.held:
+            at = _rel(piece[0], base)
+            if cur < stop and at > cur:
+                end = min(at, stop)
+                out.append(((base + cur) & _M32, data[cur - ahead : end - ahead]))
+                added += end - cur
+            out.append(piece)
+            cur = max(cur, at + len(piece[1]))
+        if cur < stop:
+            out.append(((base + cur) & _M32, data[cur - ahead :]))
+            added += stop - cur
+        return out, added
 
     def _feed(self, direction: _Direction, data: bytes) -> list[Message]:
         decoder = direction.decoder
@@ -524,8 +561,8 @@ class TcpTracker:
     def _finish(self, direction: _Direction) -> None:
         """Free a direction's buffers; it decodes nothing more."""
         direction.decoder = None
-        direction.pending = {}
-        direction.pending_bytes = 0
+        direction.held = []
+        direction.held_bytes = 0
         self._account(direction)
 
     def _account(self, direction: _Direction) -> None:

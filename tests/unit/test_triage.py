@@ -24,7 +24,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import RawPcapReader
 
-from generator import pcaps, protocol, triage
+from generator import pcaps, protocol, spec, triage
 from generator.cli import main
 from generator.protocol import DecodeError, Message, decode, encode, encode_tcp
 
@@ -505,6 +505,82 @@ def test_syn_retransmission_counts_one_connection(tmp_path: pathlib.Path) -> Non
     ]
 
 
+def test_first_held_copy_wins(tmp_path: pathlib.Path) -> None:
+    """Beyond a hole, bytes 160-259 of a data transfer are held; then a longer segment at the
+    same seq brings a different copy of them and the rest of the stream; then the hole fills.
+    The first copy of every byte wins: the held 160-259 are kept, only bytes 260 on are taken
+    from the later segment, and the message decodes (it does not with the later copy)."""
+    stream = encode_tcp(Message(1, 2, 0x8005)) + encode_tcp(
+        Message(3, 4, 0x8045, data_flags=1, data=random.Random(5).randbytes(400))
+    )
+    later = bytes(b ^ 0x5A for b in stream[160:260]) + stream[260:]
+    assert not decodes((stream[:160] + later)[CTL + 2 :])  # the later copy spoils the message
+    t = pcaps.BASE_TS * 10**9
+    conn = ("192.0.2.1", 40000, "203.0.113.200", 19190)
+    frames = [(t, tcp_frame(*conn, 0, SYN))]
+    for seq, payload in ((0, stream[:CTL]), (160, stream[160:260]), (160, later), (CTL, None)):
+        payload = stream[CTL:160] if payload is None else payload
+        frames.append((t, tcp_frame(*conn, 1 + seq, ACK, payload)))
+    records, summary, _ = decode_file(write_pcap(tmp_path / "held.pcap", frames))
+    assert counts(records) == {**counts([]), "tcp_control": 1, "tcp_data": 1}
+    assert summary["tcp"]["out_of_order"] == 2 and summary["tcp"]["gaps"] == 0
+
+
+CTL = len(encode_tcp(Message(1, 2, 0x8005)))  # a bare control message, with its length prefix
+
+
+def test_reorder_bound_defaults_to_the_spec() -> None:
+    decoder = spec.load().decoder
+    limits = triage.Limits()
+    bound = (limits.reorder_bytes, limits.reorder_segments)
+    assert bound == (decoder.reorder_bytes, decoder.reorder_segments) == (8192, 8)
+    assert triage.Limits(reorder_segments=3).reorder_bytes == decoder.reorder_bytes
+
+
+def reorder_frames(held: list[tuple[int, int]], fill: tuple[int, int], size: int) -> Frames:
+    """A SYN, then the segments `held` (start, end offsets of one control message of `size`
+    bytes framed) beyond the hole, then `fill`, from the hole's start."""
+    stream = encode_tcp(Message(1, 2, 0x8005, noise=random.Random(size).randbytes(size - CTL)))
+    assert len(stream) == size
+    t = pcaps.BASE_TS * 10**9
+    conn = ("192.0.2.1", 40000, "203.0.113.200", 19190)
+    frames = [(t, tcp_frame(*conn, 0, SYN))]
+    for a, b in [*held, fill]:
+        frames.append((t, tcp_frame(*conn, 1 + a, ACK, stream[a:b])))
+    return frames
+
+
+@pytest.mark.parametrize("over", [0, 1], ids=["at-limit", "past-limit"])
+def test_reorder_bytes_bound(tmp_path: pathlib.Path, over: int) -> None:
+    """Exactly reorder_bytes bytes held beyond a 10-byte hole (in 1400-byte segments, the first
+    sent again: bytes already held add nothing), then the hole fills: the message decodes. One
+    byte more gives the direction up at its last segment: nothing decodes."""
+    limit = triage.Limits().reorder_bytes
+    size = 10 + limit + over
+    held = [(a, min(a + 1400, size)) for a in range(10, size, 1400)]
+    assert len(held) < triage.Limits().reorder_segments
+    frames = reorder_frames([*held, held[0]], (0, 10), size)
+    _, summary, _ = decode_file(write_pcap(tmp_path / "bytes.pcap", frames))
+    assert summary["messages"]["tcp_control"] == 1 - over
+    assert summary["tcp"]["gaps"] == over
+    kept = held[:-1] if over else held  # held bytes at their peak: all, or all but the last
+    assert summary["tcp"]["peak_buffered_bytes"] == sum(b - a for a, b in kept)
+
+
+@pytest.mark.parametrize("over", [0, 1], ids=["at-limit", "past-limit"])
+def test_reorder_segments_bound(tmp_path: pathlib.Path, over: int) -> None:
+    """Beyond a hole, bytes 20-29 are held, then a segment with bytes 15-34 straddles them:
+    a piece on each side, three pieces; then 10-byte segments up to exactly reorder_segments
+    pieces, and the whole message fills the hole: it decodes. One piece more gives the
+    direction up: nothing decodes, not even the in-sequence copy of the whole message."""
+    limit = triage.Limits().reorder_segments
+    held = [(20, 30), (15, 35)] + [(40 + 10 * j, 50 + 10 * j) for j in range(limit - 3 + over)]
+    frames = reorder_frames(held, (0, 200), 200)
+    _, summary, _ = decode_file(write_pcap(tmp_path / "pieces.pcap", frames))
+    assert summary["messages"]["tcp_control"] == 1 - over
+    assert summary["tcp"]["gaps"] == over
+
+
 def test_mid_stream_pickup(tmp_path: pathlib.Path) -> None:
     """No handshake in the capture: the first segment seen starts the stream."""
     framed = b"".join(encode_tcp(Message(i, i + 1, 0x8005)) for i in range(3))
@@ -579,7 +655,7 @@ def test_finished_connections_are_evicted_before_live_ones(tmp_path: pathlib.Pat
 
 
 def test_out_of_order_flood_is_capped(tmp_path: pathlib.Path) -> None:
-    """Segments past a hole that never fills: held up to max_pending, then the direction is
+    """Segments past a hole that never fills: held up to reorder_bytes, then the direction is
     given up."""
     t = pcaps.BASE_TS * 10**9
     frames = [(t, tcp_frame("192.0.2.1", 40000, "203.0.113.200", 19190, 0, SYN))]
@@ -588,7 +664,7 @@ def test_out_of_order_flood_is_capped(tmp_path: pathlib.Path) -> None:
         frames.append(
             (t, tcp_frame("192.0.2.1", 40000, "203.0.113.200", 19190, seq, ACK, bytes(1000)))
         )
-    limits = triage.Limits(max_pending=20_000)
+    limits = triage.Limits(reorder_bytes=20_000, reorder_segments=100)
     _, summary, _ = decode_file(write_pcap(tmp_path / "flood.pcap", frames), limits)
     assert summary["tcp"]["gaps"] == 1
     assert summary["tcp"]["peak_buffered_bytes"] <= 20_000
