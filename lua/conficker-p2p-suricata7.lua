@@ -47,7 +47,7 @@ local POW256 = { [0] = 1, 256, 65536, 16777216 }
 -- Largest number of bytes deciphered in one call, and what a frame's set-up counts
 -- as: keeps one call well inside Suricata 8's Lua instruction limit.
 local BUDGET = 20000
-local FRAME_COST = 24
+local FRAME_COST = 64
 
 -- Port generator (PROTOCOL.md 1).
 local WEEK_OFFSET = 345600
@@ -266,18 +266,27 @@ local function reset(s, flen)
   init_cipher(s)
 end
 
--- Layout from the flags: end of the fixed part and where the data length is.
+-- Layout from the flags: end of the fixed part and where the data length is (frame
+-- offsets), computed once per combination of block flags.
+local BLOCK_MASK = 0
+for i = 1, NBLOCKS do BLOCK_MASK = BLOCK_MASK + BLOCK_FLAG[i] end
+local FIXED, LENAT = {}, {}
 local function layout(s)
-  local off, flags = KEY_SIZE + FLAGS_SIZE, s.flags
-  s.lenat = -1
-  for i = 1, NBLOCKS do
-    if has_flag(flags, BLOCK_FLAG[i]) then
-      if BLOCK_LENGTH_AT[i] >= 0 then s.lenat = off + BLOCK_LENGTH_AT[i] end
-      off = off + BLOCK_SIZE[i]
+  local bits = band(s.flags, BLOCK_MASK)
+  local fixed = FIXED[bits]
+  if fixed == nil then
+    local off, lenat = KEY_SIZE + FLAGS_SIZE, -1
+    for i = 1, NBLOCKS do
+      if has_flag(bits, BLOCK_FLAG[i]) then
+        if BLOCK_LENGTH_AT[i] >= 0 then lenat = off + BLOCK_LENGTH_AT[i] end
+        off = off + BLOCK_SIZE[i]
+      end
     end
+    FIXED[bits], LENAT[bits] = off, lenat
+    fixed = off
   end
-  s.fixed = off
-  if s.lenat < 0 then s.hlen = off end
+  s.fixed, s.lenat = fixed, LENAT[bits]
+  if s.lenat < 0 then s.hlen = fixed end
 end
 
 -- Bytes deciphered by this call (bulk regions, plus FRAME_COST per frame): bounded by
@@ -458,9 +467,15 @@ local function segment(st, p, seq)
     hold(st, p, d)
     return
   end
+  -- bytes that reach into a held piece: the held copy came first, so feed up to it
+  -- and hand the rest back (trimmed again once the piece is fed)
+  local hs, hd, rest, at = st.hseq, st.hdat, nil, st.nxt
+  if hs ~= nil and #hs > 0 then
+    local first = seqdiff(hs[1], at)
+    if first < #p then p, rest = sub(p, 1, first), p end
+  end
   if not advance(st, p) then return end
   -- pieces the segment brought within reach
-  local hs, hd = st.hseq, st.hdat
   while hs ~= nil and #hs > 0 do
     local a = seqdiff(hs[1], st.nxt)
     if a > 0 then break end
@@ -472,11 +487,12 @@ local function segment(st, p, seq)
       if not advance(st, q) then return end
     end
   end
+  if rest ~= nil then segment(st, rest, at) end
 end
 
 -- The direction of flow `fid`, created at its first segment (sequence number seq):
--- it starts at `isn` (the byte after the SYN's) when that is known and not far
--- behind, else at this segment.
+-- it starts at `isn` (the byte after the SYN's) when that is known and not ahead of
+-- the segment, else at this segment.
 local function stream_of(fid, seq, isn)
   local st = streams[fid]
   if st ~= nil then return st end
@@ -484,7 +500,7 @@ local function stream_of(fid, seq, isn)
   local start = seq
   if isn ~= nil then
     local d = seqdiff(seq, isn)
-    if d >= 0 and d <= REORDER_BYTES then start = isn end
+    if d >= 0 then start = isn end
   end
   st = { nxt = start, hbytes = 0, flen = nil, dead = false }
   streams[fid] = st

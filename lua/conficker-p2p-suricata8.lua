@@ -47,7 +47,7 @@ local POW256 = { [0] = 1, 256, 65536, 16777216 }
 -- Largest number of bytes deciphered in one call, and what a frame's set-up counts
 -- as: keeps one call well inside Suricata 8's Lua instruction limit.
 local BUDGET = 20000
-local FRAME_COST = 24
+local FRAME_COST = 64
 
 -- Port generator (PROTOCOL.md 1).
 local WEEK_OFFSET = 345600
@@ -136,41 +136,55 @@ local function key(s, p, i, n, pos)
   s.K, s[1] = K, h
 end
 
--- Decipher n (<= 4) bytes at frame offset pos; hash them if `hashed`. Returns their
--- little-endian value.
-local function plain(s, p, i, n, pos, hashed)
-  local K, v = s.K, 0
-  for k = 0, n - 1 do
+local FMT = { "<I1", "<I2", "<I3", "<I4", "<I5", "<I6", "<I7" }
+
+-- Keystream of the next n (<= 8) bytes, as a little-endian word.
+local function keys(s, n)
+  local K, S = s.K, 0
+  for sh = 0, (n - 1) << 3, 8 do
     local R = (K << 1) | (K >> 63)
     local ks = R & 255
     K = R + ks
-    local b = byte(p, i + k) ~ ks
-    v = v | (b << (k << 3))
-    if hashed then
-      local q = pos + k
-      local a = ((q >> 3) & 3) + 1
-      s[a] = s[a] ~ (b << ((q & 7) << 3))
-    end
+    S = S | (ks << sh)
   end
   s.K = K
+  return S
+end
+
+-- Hash the n (<= 8) deciphered bytes v at frame offset pos: into the block's
+-- accumulator, and the next block's for bytes past its end.
+local function mix(s, v, n, pos)
+  local o = pos & 7
+  local a = ((pos >> 3) & 3) + 1
+  s[a] = s[a] ~ (v << (o << 3))
+  if o + n > 8 then
+    local b = (a & 3) + 1
+    s[b] = s[b] ~ (v >> ((8 - o) << 3))
+  end
+end
+
+-- Decipher n (<= 4) bytes at frame offset pos; hash them if `hashed`. Returns their
+-- little-endian value.
+local function plain(s, p, i, n, pos, hashed)
+  local v = unpack(FMT[n], p, i) ~ keys(s, n)
+  if hashed then mix(s, v, n, pos) end
   return v
 end
 
 -- Decipher and hash n bytes at frame offset pos, keeping nothing but the state:
 -- the hot loop (data blocks, and the blocks of the fixed part).
 local function bulk(s, p, i, n, pos)
-  local K = s.K
-  local last = i + n
-  while pos & 7 ~= 0 and i < last do
-    local R = (K << 1) | (K >> 63)
-    local ks = R & 255
-    K = R + ks
-    local a = ((pos >> 3) & 3) + 1
-    s[a] = s[a] ~ ((byte(p, i) ~ ks) << ((pos & 7) << 3))
-    i, pos = i + 1, pos + 1
+  local o = pos & 7
+  if o ~= 0 then
+    -- up to the next 8-byte boundary of the frame
+    local m = 8 - o
+    if m > n then m = n end
+    mix(s, unpack(FMT[m], p, i) ~ keys(s, m), m, pos)
+    i, pos, n = i + m, pos + m, n - m
   end
-  local words = (last - i) >> 3
+  local words = n >> 3
   if words > 0 then
+    local K = s.K
     -- the accumulators turned so that `a` is the current block's
     local q = (pos >> 3) & 3
     local a, b, c, d = s[q + 1], s[((q + 1) & 3) + 1], s[((q + 2) & 3) + 1], s[((q + 3) & 3) + 1]
@@ -189,31 +203,27 @@ local function bulk(s, p, i, n, pos)
     end
     q = (q + words) & 3
     s[q + 1], s[((q + 1) & 3) + 1], s[((q + 2) & 3) + 1], s[((q + 3) & 3) + 1] = a, b, c, d
-    pos = pos + (words << 3)
+    s.K = K
+    pos, n = pos + (words << 3), n & 7
   end
-  while i < last do
-    local R = (K << 1) | (K >> 63)
-    local ks = R & 255
-    K = R + ks
-    local a = ((pos >> 3) & 3) + 1
-    s[a] = s[a] ~ ((byte(p, i) ~ ks) << ((pos & 7) << 3))
-    i, pos = i + 1, pos + 1
-  end
-  s.K = K
+  if n > 0 then mix(s, unpack(FMT[n], p, i) ~ keys(s, n), n, pos) end
+end
+
+-- F(E) = xor over the lanes j of E's byte j << (8 - j) = rotl32(byte, 8 - j): pairs of
+-- lanes, then pairs of pairs, side by side in the word.
+local M8 = 0x00FF00FF00FF00FF
+local function lanes(E)
+  local y = ((E & M8) << 1) ~ ((E >> 8) & M8)
+  local z = ((y << 2) ~ (y >> 16)) & 0x000007FF000007FF
+  return ((z & 0x7FF) << 5) ~ ((z >> 32) << 1)
 end
 
 -- The checksum of the first N bytes of the frame: rotl32(N, N) (its start value, the
--- number of bytes hashed) xor each lane's bytes, each block's in its byte slot.
+-- number of bytes hashed) xor, for each accumulator (block m mod 4),
+-- rotl32(lanes(E), N - 8 - 8m), which is each byte's rotl32(b, N - k).
 local function digest(s, N)
-  local e1, e2, e3, e4 = s[1], s[2], s[3], s[4]
-  local h = rotl32(N, N & 31)
-  for j = 0, 7 do
-    local sh = j << 3
-    local A = ((e1 >> sh) & 255) | (((e2 >> sh) & 255) << 24)
-      | (((e3 >> sh) & 255) << 16) | (((e4 >> sh) & 255) << 8)
-    h = h ~ rotl32(A, (N - j) & 31)
-  end
-  return h
+  return rotl32(N, N & 31) ~ rotl32(lanes(s[1]), (N - 8) & 31) ~ rotl32(lanes(s[2]), (N - 16) & 31)
+    ~ rotl32(lanes(s[3]), (N - 24) & 31) ~ rotl32(lanes(s[4]), (N - 32) & 31)
 end
 
 -- The port generator (PROTOCOL.md 1) ------------------------------------------
@@ -307,18 +317,27 @@ local function reset(s, flen)
   init_cipher(s)
 end
 
--- Layout from the flags: end of the fixed part and where the data length is.
+-- Layout from the flags: end of the fixed part and where the data length is (frame
+-- offsets), computed once per combination of block flags.
+local BLOCK_MASK = 0
+for i = 1, NBLOCKS do BLOCK_MASK = BLOCK_MASK + BLOCK_FLAG[i] end
+local FIXED, LENAT = {}, {}
 local function layout(s)
-  local off, flags = KEY_SIZE + FLAGS_SIZE, s.flags
-  s.lenat = -1
-  for i = 1, NBLOCKS do
-    if has_flag(flags, BLOCK_FLAG[i]) then
-      if BLOCK_LENGTH_AT[i] >= 0 then s.lenat = off + BLOCK_LENGTH_AT[i] end
-      off = off + BLOCK_SIZE[i]
+  local bits = band(s.flags, BLOCK_MASK)
+  local fixed = FIXED[bits]
+  if fixed == nil then
+    local off, lenat = KEY_SIZE + FLAGS_SIZE, -1
+    for i = 1, NBLOCKS do
+      if has_flag(bits, BLOCK_FLAG[i]) then
+        if BLOCK_LENGTH_AT[i] >= 0 then lenat = off + BLOCK_LENGTH_AT[i] end
+        off = off + BLOCK_SIZE[i]
+      end
     end
+    FIXED[bits], LENAT[bits] = off, lenat
+    fixed = off
   end
-  s.fixed = off
-  if s.lenat < 0 then s.hlen = off end
+  s.fixed, s.lenat = fixed, LENAT[bits]
+  if s.lenat < 0 then s.hlen = fixed end
 end
 
 -- Bytes deciphered by this call (bulk regions, plus FRAME_COST per frame): bounded by
@@ -499,9 +518,15 @@ local function segment(st, p, seq)
     hold(st, p, d)
     return
   end
+  -- bytes that reach into a held piece: the held copy came first, so feed up to it
+  -- and hand the rest back (trimmed again once the piece is fed)
+  local hs, hd, rest, at = st.hseq, st.hdat, nil, st.nxt
+  if hs ~= nil and #hs > 0 then
+    local first = seqdiff(hs[1], at)
+    if first < #p then p, rest = sub(p, 1, first), p end
+  end
   if not advance(st, p) then return end
   -- pieces the segment brought within reach
-  local hs, hd = st.hseq, st.hdat
   while hs ~= nil and #hs > 0 do
     local a = seqdiff(hs[1], st.nxt)
     if a > 0 then break end
@@ -513,11 +538,12 @@ local function segment(st, p, seq)
       if not advance(st, q) then return end
     end
   end
+  if rest ~= nil then segment(st, rest, at) end
 end
 
 -- The direction of flow `fid`, created at its first segment (sequence number seq):
--- it starts at `isn` (the byte after the SYN's) when that is known and not far
--- behind, else at this segment.
+-- it starts at `isn` (the byte after the SYN's) when that is known and not ahead of
+-- the segment, else at this segment.
 local function stream_of(fid, seq, isn)
   local st = streams[fid]
   if st ~= nil then return st end
@@ -525,7 +551,7 @@ local function stream_of(fid, seq, isn)
   local start = seq
   if isn ~= nil then
     local d = seqdiff(seq, isn)
-    if d >= 0 and d <= REORDER_BYTES then start = isn end
+    if d >= 0 then start = isn end
   end
   st = { nxt = start, hbytes = 0, flen = nil, dead = false }
   streams[fid] = st

@@ -4,6 +4,7 @@ functions it calls."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import lupa.lua54
@@ -162,3 +163,24 @@ class Decoder:
         self.verdict.flowints = dict(ints)
         ints[self.scan] = 0  # what the scan signature does when it matches
         return self.verdict
+
+
+def tcp_frame(payload: bytes, seq: int, sp: int = 50000, dp: int = 38636) -> bytes:
+    """An Ethernet/IPv4/TCP packet carrying `payload` at sequence number `seq`: the raw
+    packet a decoder reads the sequence number from (checksums are left 0: nothing reads
+    them)."""
+    tcp = struct.pack(">HHIIBBHHH", sp, dp, seq % 2**32, 0, 5 << 4, 0x18, 65535, 0, 0)
+    ip = struct.pack(
+        ">BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp) + len(payload),
+        0,
+        0,
+        64,
+        6,
+        0,
+        bytes([192, 0, 2, 1]),
+        bytes([192, 0, 2, 2]),
+    )
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp + payload

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from stand_in import Decoder
+from stand_in import Decoder, tcp_frame
 
 from generator import protocol as P
 from generator import render, spec
@@ -195,11 +195,12 @@ def test_udp_budget_bounds_work(udp):
     assert counts(udp.match(P.encode(small), CLIENT, LISTENER)) == (0, 1)
 
 
-def test_worst_case_stays_within_suricata8_instruction_limit():
-    """Suricata 8 stops a Lua call after 500,000 VM instructions. Count them (Lua 5.4
-    count hook) on the costliest inputs: a data block just inside the budget, and one
-    just past it, which must be refused before it is deciphered."""
-    dec = decoder("lua54", "udp", "to_server")
+WORST_CASE = 250_000  # Lua VM instructions per call: half Suricata 8's default limit
+
+
+def counted(dec: Decoder):
+    """A function that runs one match() call and returns the VM instructions it took
+    (Lua 5.4 count hook, every instruction)."""
     dec.lua.execute("""
       function counted(f, args)
         local n = 0
@@ -208,9 +209,21 @@ def test_worst_case_stays_within_suricata8_instruction_limit():
         debug.sethook()
         return n
       end""")
+    run = dec.lua.globals().counted
+
+    def call(payload: bytes, flow: int, frame: bytes | None = None) -> int:
+        h = dec.host
+        h.payload, h.sp, h.dp, h.flow_id, h.frame = payload, CLIENT, LISTENER, flow, frame
+        return run(dec._match, dec.lua.table_from({"packet": frame}))
+
+    return call
+
+
+def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
-    worst = 0
-    for size in (budget - 30, budget + 100, 65000):
+    cases = {}
+    # the largest data block the budget verifies (its set-up and sysinfo count too)
+    for size in (budget - render.FRAME_COST - 40, budget + 100, 65000):
         msg = P.Message(
             key_lo=7,
             key_hi=8,
@@ -221,9 +234,59 @@ def test_worst_case_stays_within_suricata8_instruction_limit():
             data=bytes(size),
             sysinfo=bytes(26),
         )
-        dec.host.payload, dec.host.sp, dec.host.dp = P.encode(msg), CLIENT, LISTENER
-        worst = max(worst, dec.lua.globals().counted(dec._match, dec.lua.table()))
-    assert worst < 450_000
+        cases[f"data block of {size} bytes"] = P.encode(msg)
+    return cases
+
+
+def tiny_frames(n: int, flags: int = 0x80BD) -> bytes:
+    """n valid TCP messages with every fixed block and no data: the most frames, each
+    with the most set-up, per byte."""
+    m = P.Message(
+        key_lo=1,
+        key_hi=2,
+        flags=flags,
+        peer_ip="127.0.0.1",
+        peer_port=1,
+        unknown0=3,
+        unknown1=4,
+        sysinfo=bytes(26),
+    )
+    return P.encode_tcp(m) * n
+
+
+def test_worst_case_stays_within_half_the_suricata8_instruction_limit():
+    """Suricata 8 stops a Lua call after 500,000 VM instructions. Count them (Lua 5.4 count
+    hook) on the costliest inputs: a data block just inside the per-call budget, one past
+    it (refused before it is deciphered), a 64 KiB TCP segment of back-to-back small
+    messages or of one data block, and a full reorder buffer of small messages released
+    by the segment that fills the gap."""
+    udp = counted(decoder("lua54", "udp", "to_server"))
+    worst = {name: udp(p, 1) for name, p in adversarial_udp().items()}
+    tcp_dec = decoder("lua54", "tcp", "to_server")
+    tcp = counted(tcp_dec)
+    many = tiny_frames(65000 // len(tiny_frames(1)))
+    worst["64 KiB of small TCP messages"] = tcp(many, 2, tcp_frame(many, 0))
+    big = P.encode_tcp(P.Message(key_lo=3, key_hi=4, flags=0x8044, data_flags=0, data=bytes(64000)))
+    worst["64 KiB TCP data block"] = tcp(big, 3, tcp_frame(big, 0))
+    stream = tiny_frames((1460 + SPEC.decoder.reorder_bytes) // len(tiny_frames(1)) + 1)
+    tcp_dec.flowints[4] = {"cfp2p_seq_to_server": 0}
+    size = -(-SPEC.decoder.reorder_bytes // SPEC.decoder.reorder_segments)
+    for a in range(1460 + SPEC.decoder.reorder_bytes - size, 1459, -size):
+        assert tcp(stream[a : a + size], 4, tcp_frame(stream[a : a + size], a)) < 5000
+    fill = stream[:1460]
+    worst["reorder buffer released"] = tcp(fill, 4, tcp_frame(fill, 0))
+    assert max(worst.values()) <= WORST_CASE, worst
+    # the costliest ones were deciphered, not refused early
+    deciphered = ["64 KiB of small TCP messages", "reorder buffer released"]
+    deciphered.append(next(iter(worst)))
+    assert min(worst[k] for k in deciphered) > 100_000, worst
+
+
+def test_udp_verified_up_to_16000_bytes(udp):
+    """A datagram whose checksummed part is 16,000 bytes is verified within the budget."""
+    msg = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(16000 - 13))
+    assert len(P.encode(msg)) - 4 == 16000
+    assert counts(udp.match(P.encode(msg), CLIENT, LISTENER)) == (0, 1)
 
 
 # --- the port generator and the scan count -------------------------------------------------
