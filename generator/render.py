@@ -55,6 +55,7 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
     that can hold a message; TCP segments with data, since a message may be split
     across segments) and the decoder's per-packet verdict. The `ip` rule of the scan
     count sees packets the decoder did not run on too, so it consumes the verdict.
+    The scan rule only looks at packets to servers, where attempts are counted.
     Switched to drop by block_tcp, a TCP rule drops every segment with data of a session
     that carried a valid message: retransmissions and bytes sent behind it too."""
     verdict = f"flowint:{getattr(names, matches)},>,0; "
@@ -64,7 +65,9 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
         return f"dsize:>={spec.protocol.min_message}; {verdict}"
     if rule.transport == "tcp":
         return f"flow:established; dsize:>0; {verdict}"
-    return f"{verdict}flowint:{getattr(names, matches)},=,0; "
+    # Attempts are only ever counted on packets to the server: the rule is then left out
+    # of the detection groups for packets to clients.
+    return f"flow:to_server; {verdict}flowint:{getattr(names, matches)},=,0; "
 
 
 def _decoder_keywords(spec: Spec, d: DecoderRule, names: Names) -> str:
