@@ -76,7 +76,7 @@ class Installed:
     log: str
     out: Path  # host path of the output folder
     rules: Path
-    lua: Path
+    lua: Path  # the script of the pair's engine
 
 
 def suricata_yaml(pair: Pair, out_inside: str, rule_file: str) -> str:
@@ -148,7 +148,12 @@ def install(
         "--fail",
     ]
     rc = rc or run(args + ([] if merge else ["--no-merge"]))
-    return Installed(rc, "\n".join(log), out, out / rule_file, out / SPEC.pack.lua_script)
+    return Installed(rc, "\n".join(log), out, out / rule_file, out / target(pair).lua_script)
+
+
+def target(pair: Pair) -> spec.EngineTarget:
+    """The pack's engine target (and so its Lua script) for the pair's Suricata."""
+    return next(e for e in SPEC.decoder.engines if e.name == pair.engine.name)
 
 
 def cleanup(installed: Installed) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import suricata.update.rule
 import yaml
-from distharness import PAIRS, SPEC, Installed, Pair, Server, cleanup, install
+from distharness import PAIRS, SPEC, Installed, Pair, Server, cleanup, install, target
 from engines import ROOT, Engine, Run
 
 from generator import docs, render, spec
@@ -91,7 +91,8 @@ def read(engine: Engine, inst: Installed, pcap: str, mode: str) -> Run:
         # 1.3.8 copies only scripts that enabled rules name; the harness wants one
         lua = inst.out.parent / "unused" / inst.lua.name
         lua.parent.mkdir(exist_ok=True)
-        lua.write_text(render.render_lua(SPEC, OPTS))
+        script = next(e for e in SPEC.decoder.engines if e.lua_script == inst.lua.name)
+        lua.write_text(render.render_lua(SPEC, OPTS, script))
     run = engine.read_pcap(ROOT / "pcaps" / pcap, inst.rules, lua, ips=mode == "ips")
     assert run.lua_problems(engine) == []
     return run
@@ -113,8 +114,10 @@ def test_installs_unchanged_and_loads(pair, server):
     for sid, rule in got.items():
         assert rule.enabled, f"suricata-update disabled sid {sid}"
         assert rule.format() == shipped[sid], f"suricata-update changed sid {sid}"
-    lua = render.render_lua(SPEC, OPTS)
-    assert inst.lua.read_text() == lua, "the Lua script installed beside the rules"
+    for e in SPEC.decoder.engines:
+        beside = inst.rules.parent / e.lua_script
+        assert beside.read_text() == render.render_lua(SPEC, OPTS, e), f"{e.lua_script} installed"
+    assert inst.lua.read_text() == render.render_lua(SPEC, OPTS, target(pair))
     status, log = pair.engine.test_config(inst.rules, inst.lua)
     loaded = re.search(r"(\d+) rules successfully loaded, (\d+) rules failed", log)
     assert status == 0 and loaded and loaded[2] == "0", log

@@ -211,7 +211,10 @@ class Inline:
 
 @contextmanager
 def inline_suricata(
-    engine: Engine, net: netns.Topology, rules: Path, lua: Path
+    engine: Engine,
+    net: netns.Topology,
+    rules: Path,
+    lua: Path,  # a script, or their folder
 ) -> Iterator[Inline]:
     """Suricata on the router's NFQUEUE with the pack (staged as the pcap tests stage it),
     ready to judge packets on entry, stopped and its folder removed on exit."""
@@ -339,7 +342,7 @@ def run_inline(
     """Render the pack, build the namespaces, start Suricata inline, send the flows."""
     render.write_tree(render.render(SPEC, opts), tmp / "pack")
     rules = tmp / "pack" / "rules" / SPEC.pack.rules_file
-    lua = tmp / "pack" / "lua" / SPEC.pack.lua_script
+    lua = tmp / "pack" / "lua"  # every engine's script
     with (
         netns.topology(QUEUE, len(SOURCES)) as net,
         inline_suricata(engine, net, rules, lua) as ips,
