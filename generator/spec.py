@@ -105,6 +105,7 @@ class Decoder:
     week_slop: int
     reorder_bytes: int  # TCP bytes held ahead of a gap, per direction
     reorder_segments: int  # ... in at most this many pieces
+    reorder_total: int  # TCP bytes held ahead of gaps by all directions of a Lua state
     engines: tuple[EngineTarget, ...]
     rules: tuple[DecoderRule, ...]  # every engine's, in engine order
 
@@ -380,6 +381,7 @@ def _decoder(r: _Reader) -> Decoder:
         r.get("week_slop", int),
         r.get("reorder_bytes", int),
         r.get("reorder_segments", int),
+        r.get("reorder_total", int),
         engines,
         tuple(rules),
     )
@@ -391,6 +393,7 @@ def _decoder(r: _Reader) -> Decoder:
         "week_slop",
         "reorder_bytes",
         "reorder_segments",
+        "reorder_total",
     ):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")

@@ -62,6 +62,9 @@ local PORT_CACHE = 256
 local MAX_STREAMS = 512
 local REORDER_BYTES = 8192
 local REORDER_SEGMENTS = 8
+-- ... and all of them together: Suricata 8 caps a Lua state's memory (500,000 bytes by
+-- default), and about 215 KB of it can go to MAX_STREAMS directions.
+local REORDER_TOTAL = 65536
 
 -- This engine's decoder rules (sid -> transport, listener side, whether its packets
 -- are attempts on the destination, whether they are the handshake, the flowint that
@@ -388,6 +391,7 @@ end
 -- kept, whether it came first as a retransmission, an overlap or a resend.
 
 local streams, nstreams = {}, 0
+local held_total = 0  -- bytes held by all directions of this Lua state
 
 -- Per call: messages found, the last one's flags and kind, whether a frame fed in
 -- sequence was not a message.
@@ -401,6 +405,7 @@ local function seqdiff(a, b)
 end
 
 local function give_up(st)
+  held_total = held_total - st.hbytes
   st.dead, st.hseq, st.hdat, st.hbytes = true, nil, nil, 0
 end
 
@@ -478,11 +483,13 @@ local function hold(st, p, ahead)
     nd[#nd + 1] = sub(p, cur - ahead + 1)
     added = added + stop - cur
   end
-  if st.hbytes + added > REORDER_BYTES or #ns > REORDER_SEGMENTS then
+  if st.hbytes + added > REORDER_BYTES or #ns > REORDER_SEGMENTS
+    or held_total + added > REORDER_TOTAL then
     give_up(st)
     return
   end
   st.hseq, st.hdat, st.hbytes = ns, nd, st.hbytes + added
+  held_total = held_total + added
 end
 
 -- One TCP segment with payload p and sequence number seq.
@@ -514,6 +521,7 @@ local function segment(st, p, seq)
     local q = table.remove(hd, 1)
     table.remove(hs, 1)
     st.hbytes = st.hbytes - #q
+    held_total = held_total - #q
     if a + #q > 0 then
       if a < 0 then q = sub(q, 1 - a) end
       if not advance(st, q) then return end
@@ -528,7 +536,7 @@ end
 local function stream_of(fid, seq, isn)
   local st = streams[fid]
   if st ~= nil then return st end
-  if nstreams >= MAX_STREAMS then streams = {}; nstreams = 0 end
+  if nstreams >= MAX_STREAMS then streams = {}; nstreams = 0; held_total = 0 end
   local start = seq
   if isn ~= nil then
     local d = seqdiff(seq, isn)

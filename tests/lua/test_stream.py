@@ -157,3 +157,19 @@ def test_a_held_copy_wins_over_a_later_segment_that_covers_it(lua):
     assert send(tcp, 1, 7100, wire[100:200]) == (0, 0)
     later = wire[:100] + bytes(c ^ 0xFF for c in wire[100:200]) + wire[200:]
     assert send(tcp, 1, 7000, later) == (0, 1)
+
+
+@pytest.mark.parametrize("lua", ENGINES)
+def test_held_bytes_are_bounded_per_lua_state(lua):
+    """All directions of a Lua state together hold at most decoder.reorder_total bytes
+    (Suricata 8 caps a state's memory): the direction that would pass it is given up."""
+    per = SPEC.decoder.reorder_bytes
+    full = SPEC.decoder.reorder_total // per
+    msg = P.Message(key_lo=9, key_hi=10, flags=0x8005, noise=bytes(100 + per - 16))
+    wire = P.encode_tcp(msg)
+    tcp = decoder(lua, "tcp", "to_server")
+    for flow in range(1, full + 2):
+        tcp.flowints[flow] = {SEQ_START: 0}
+        assert send(tcp, flow, 100, wire[100:]) == (0, 0)
+    found = [send(tcp, flow, 0, wire[:100]) for flow in range(1, full + 2)]
+    assert found == [(1, 0)] * full + [(0, 0)]
