@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--scan-seconds", type=int, metavar="SECONDS", help="... within this many seconds"
     )
+    r.add_argument(
+        "--strict-flags",
+        type=_bool,
+        metavar="BOOL",
+        help="refuse messages without the flags every message seen carries (faster; may miss)",
+    )
 
     p = sub.add_parser("pcaps", help="write the test traffic")
     p.add_argument("--out", type=Path, default=Path("pcaps"), help="output folder")
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 sid_base=args.sid_base,
                 scan_count=args.scan_count,
                 scan_seconds=args.scan_seconds,
+                strict_flags=args.strict_flags,
             )
             files = render.render(loaded, opts)
             render.write_tree(files, args.out)

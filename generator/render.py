@@ -227,6 +227,7 @@ def render_lua(spec: Spec, opts: Options, engine: EngineTarget) -> str:
         p=spec.protocol,
         d=spec.decoder,
         frame_cost=FRAME_COST,
+        o=opts,
         names=Names.of(spec),
         sid=lambda rule: rule_sid(opts, rule),
     )

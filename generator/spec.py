@@ -46,6 +46,7 @@ class Options:
     sid_base: int
     scan_count: int
     scan_seconds: int
+    strict_flags: bool = False  # opt-in: only messages with the flags every one seen has
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class Protocol:
     checksum_size: int
     tcp_length_size: int
     data_flag: int
+    # strict_flags: flag bits every message seen carries, per transport
+    seen_flags: dict[str, int]
     blocks: tuple[Block, ...]
     week_offset: int
     week_seconds: int
@@ -421,6 +424,7 @@ def _defaults(r: _Reader) -> Options:
         sid_base=r.get("sid_base", int),
         scan_count=r.get("scan_count", int),
         scan_seconds=r.get("scan_seconds", int),
+        strict_flags=r.get("strict_flags", bool),
     )
     r.done()
     _check_options(opts, r.source, "parameters")
@@ -526,6 +530,7 @@ def _protocol(r: _Reader) -> Protocol:
         checksum_size=r.get("checksum_size", int),
         tcp_length_size=r.get("tcp_length_size", int),
         data_flag=r.get("data_flag", int),
+        seen_flags={t: int(v) for t, v in r.get("seen_flags", dict).items()},
         blocks=tuple(blocks),
         week_offset=r.get("week_offset", int),
         week_seconds=r.get("week_seconds", int),

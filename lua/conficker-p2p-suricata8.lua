@@ -26,6 +26,9 @@ local CHECKSUM_SIZE = 4
 local TCP_LENGTH_SIZE = 2
 local MIN_MESSAGE = 14
 local DATA_FLAG = 64
+-- Flags a message must carry (render option strict_flags; 0: none, as the format says).
+local REQUIRE_UDP = 0
+local REQUIRE_TCP = 0
 -- Optional blocks in wire order: flag bit, size, offset of a u16 length of the
 -- bytes that follow the block (or -1).
 local BLOCK_FLAG = { 8, 16, 32, 64, 128 }
@@ -350,11 +353,12 @@ local work = 0
 -- A frame that lies whole in p, from index i on (flen bytes): the common case (every
 -- datagram, most TCP messages), read without the region bookkeeping of feed(). The
 -- same verdicts as feed() at the frame's end.
-local function whole(s, p, i, flen)
+local function whole(s, p, i, flen, require)
   init_cipher(s)
   key(s, p, i, KEY_SIZE, 0)
   local at = KEY_SIZE + FLAGS_SIZE
   s.flags = plain(s, p, i + KEY_SIZE, FLAGS_SIZE, KEY_SIZE, true)
+  if band(s.flags, require) ~= require then return false end
   layout(s)
   local fixed, lenat, hlen = s.fixed, s.lenat, s.hlen
   if fixed + CHECKSUM_SIZE > flen then return false end
@@ -372,7 +376,7 @@ local function whole(s, p, i, flen)
   return 1
 end
 
--- Feed bytes p[i .. j] of the current frame. Returns the index after the last byte
+-- Feed bytes p[i .. j] of the current frame (TCP: frames split across segments). Returns the index after the last byte
 -- consumed and a verdict: nil (needs more bytes), false (not a message), 0 (over this
 -- call's budget: not verified) or the message kind (1 control, 2 data).
 local function feed(s, p, i, j)
@@ -390,6 +394,7 @@ local function feed(s, p, i, j)
       if n > left then n = left end
       s.flags = s.flags + plain(s, p, i, n, pos, true) * POW256[pos - KEY_SIZE]
       if pos + n == KEY_SIZE + FLAGS_SIZE then
+        if band(s.flags, REQUIRE_TCP) ~= REQUIRE_TCP then return i + n, false end
         layout(s)
         if s.fixed + CHECKSUM_SIZE > flen then return i + n, false end
       end
@@ -482,7 +487,7 @@ local function frames(st, p, i, n)
       work = work + FRAME_COST
       if work > BUDGET then return 0 end
       if i + flen - 1 <= n then
-        verdict = whole(st, p, i, flen)
+        verdict = whole(st, p, i, flen, REQUIRE_TCP)
         i = i + flen
       else
         reset(st, flen)
@@ -760,7 +765,7 @@ function match(args)
     if failed and last_kind == 0 and not session_seen() then fi_set(SKIP, 1) end
   elseif #p >= MIN_MESSAGE then
     work = FRAME_COST
-    local verdict = whole(udp_state, p, 1, #p)
+    local verdict = whole(udp_state, p, 1, #p, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
       last_flags, last_kind = udp_state.flags, verdict
       if verdict == 2 then data = 1 else control = 1 end

@@ -412,3 +412,25 @@ def test_udp_flow_skipped_after_two_bad_datagrams(udp):
     assert sum(counts(udp.match(probe, CLIENT, LISTENER, 2))) == 1
     after = udp.match(junk, CLIENT, LISTENER, 2)
     assert after.flowint("cfp2p_skip") == 0 and after.flowint("cfp2p_session") == 1
+
+
+@pytest.mark.parametrize("lua", ENGINES)
+def test_strict_flags_refuse_only_what_it_says(lua):
+    """With the opt-in strict_flags, a message without protocol.seen_flags is refused
+    (UDP: 0x8000; TCP: 0x8004); by default every valid message counts."""
+    opts = SPEC.options(strict_flags=True)
+    script = render.render_lua(SPEC, opts, TARGET[lua])
+    strict = {
+        t: Decoder(script, lua, spec.rule_sid(opts, d))
+        for d in SPEC.decoder.rules_of(TARGET[lua])
+        if not d.syn and d.direction == "to_server"
+        for t in [d.transport]
+    }
+    default = {t: decoder(lua, t, "to_server") for t in ("udp", "tcp")}
+    cases = [("udp", 0x8001, 1), ("udp", 0x0001, 0), ("tcp", 0x8005, 1), ("tcp", 0x8001, 0)]
+    for flow, (transport, flags, passes) in enumerate(cases, start=1):
+        msg = P.Message(key_lo=flow, key_hi=2, flags=flags)
+        wire = P.encode_tcp(msg) if transport == "tcp" else P.encode(msg)
+        tcp = transport == "tcp"
+        assert sum(counts(strict[transport].match(wire, CLIENT, LISTENER, flow, tcp))) == passes
+        assert sum(counts(default[transport].match(wire, CLIENT, LISTENER, flow, tcp))) == 1
