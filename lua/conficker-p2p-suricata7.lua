@@ -551,14 +551,15 @@ local function stream_of(fid, seq, isn)
   return st
 end
 
--- The sequence number of the TCP segment in raw packet `pk` and where its payload is
--- (first and last index), or nil when the headers are not Ethernet (VLAN-tagged or
--- not), Linux cooked or raw IP, IPv4 or IPv6, around a TCP header. The IP length says
--- where the payload ends (Ethernet pads short frames); a length of 0 (a capture taken
--- before segmentation offload) means the end of the packet.
-local function tcp_seq(pk)
+-- Raw packets -----------------------------------------------------------------
+-- Where the transport header of raw packet `pk` starts, where the IP payload ends (first
+-- and last index) and the IP protocol; nil when the headers are not Ethernet (VLAN-tagged
+-- or not), Linux cooked or raw IP around IPv4 or IPv6 (without extension headers). The IP
+-- length says where the payload ends (Ethernet pads short frames); a length of 0 (a
+-- capture taken before segmentation offload) means the end of the packet.
+local function l4_of(pk)
   local n = #pk
-  if n < 40 then return nil end
+  if n < 28 then return nil end
   local ip
   local et = byte(pk, 13) * 256 + byte(pk, 14)
   if et == 0x8100 or et == 0x88A8 then
@@ -573,22 +574,27 @@ local function tcp_seq(pk)
       if v >= 0x45 and v <= 0x4F then et, ip = 0x0800, 1 elseif v >= 0x60 and v <= 0x6F then et, ip = 0x86DD, 1 else return nil end
     end
   end
-  local tcp, last
+  local l4, last, proto
   if et == 0x0800 then
     local v = byte(pk, ip)
-    if v < 0x45 or v > 0x4F or byte(pk, ip + 9) ~= 6 then return nil end
-    tcp = ip + (v - 0x40) * 4
+    if v < 0x45 or v > 0x4F then return nil end
+    l4, proto = ip + (v - 0x40) * 4, byte(pk, ip + 9)
     last = ip + byte(pk, ip + 2) * 256 + byte(pk, ip + 3) - 1
-  elseif et == 0x86DD then
-    if byte(pk, ip + 6) ~= 6 then return nil end
-    tcp = ip + 40
-    last = tcp + byte(pk, ip + 4) * 256 + byte(pk, ip + 5) - 1
   else
-    return nil
+    l4, proto = ip + 40, byte(pk, ip + 6)
+    last = l4 + byte(pk, ip + 4) * 256 + byte(pk, ip + 5) - 1
   end
-  if tcp + 19 > n then return nil end
+  if last < l4 or last > n then last = n end
+  if l4 + 7 > last then return nil end
+  return l4, last, proto
+end
+
+-- The sequence number of the TCP segment in raw packet `pk` and where its payload is
+-- (first and last index), or nil.
+local function tcp_seq(pk)
+  local tcp, last, proto = l4_of(pk)
+  if tcp == nil or proto ~= 6 or tcp + 19 > last then return nil end
   local first = tcp + shr(byte(pk, tcp + 12), 4) * 4
-  if last < tcp or last > n then last = n end
   if first - tcp < 20 or first > last + 1 then return nil end
   local a, b, c, d = byte(pk, tcp + 4, tcp + 7)
   return ((a * 256 + b) * 256 + c) * 256 + d, first, last
@@ -598,7 +604,7 @@ end
 -- Flowints and flowvars are addressed by their index in the lists init() returns.
 -- The script asks for the `packet` buffer: Suricata then calls it for SYNs too (it
 -- skips a `payload` script on a packet without payload) and hands it the raw packet,
--- whose TCP header holds the sequence number; the payload comes from SCPacketPayload().
+-- whose TCP header holds the sequence number.
 
 function init(args)
   local needs = {}
@@ -608,18 +614,44 @@ function init(args)
   return needs
 end
 
-local function packet_of(args) return args end
-local function raw_packet(args) return args["packet"] end
-local function payload(_) return SCPacketPayload() end
+-- This call's raw packet, where its transport header starts and its payload ends: the
+-- ports and the payload are read there, without the SCPacketTuple() (which formats both
+-- addresses) and SCPacketPayload() (a second copy) of every call.
+local raw, l4, last, proto
+
+local function packet_of(args)
+  raw, l4 = args["packet"], nil
+  if raw ~= nil then l4, last, proto = l4_of(raw) end
+  return args
+end
+
+local function raw_packet(_) return raw end
 local function packet_seconds(_) return (SCPacketTimestamp()) end
 local function flow_id(_) return SCFlowId() end
 local function own_sid() return (SCRuleIds()) end
 
 local function listener_port(_, dst)
+  if l4 ~= nil then
+    local k = l4
+    if dst then k = l4 + 2 end
+    local a, b = byte(raw, k, k + 1)
+    return a * 256 + b
+  end
   local _, _, _, _, sp, dp = SCPacketTuple()
   if dst then return dp end
   return sp
 end
+
+-- A UDP payload: the string it is in, its first and last index.
+local function udp_payload(_)
+  if l4 ~= nil and proto == 17 then return raw, l4 + 8, last end
+  local p = SCPacketPayload()
+  if p == nil then return nil end
+  return p, 1, #p
+end
+
+-- The payload as Suricata gives it (segments whose headers could not be read).
+local function payload(_) return SCPacketPayload() end
 
 -- IPv4 or not, source and destination address and port
 local function addresses(_)
@@ -714,10 +746,10 @@ function match(args)
     -- one, and the decoder rules leave the rest of it alone.
     if failed and last_kind == 0 and not session_seen() then fi_set(SKIP, 1) end
   else
-    local p = payload(pk)
-    if p == nil or #p < MIN_MESSAGE then return 0 end
+    local p, i, j = udp_payload(pk)
+    if p == nil or j - i + 1 < MIN_MESSAGE then return 0 end
     work = FRAME_COST
-    local verdict = whole(udp_state, p, 1, #p, REQUIRE_UDP)
+    local verdict = whole(udp_state, p, i, j - i + 1, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
       last_flags, last_kind = udp_state.flags, verdict
       if verdict == 2 then data = 1 else control = 1 end
