@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from generator import protocol
-from generator.protocol import (
+from generator import codec as protocol  # the codec was generator/protocol.py
+from generator.codec import (
     FLAG_DATA,
     FLAG_ENCODED,
     FLAG_LOCAL_ACK,
@@ -479,7 +479,8 @@ def _listener(ip: bytes, t_us: int, index: int) -> int:
 
 
 def _message(rng: random.Random, flags: int, **kw: object) -> protocol.Message:
-    from generator.pcaps import message  # scapy import: only when Conficker traffic is built
+    # scapy import: only when Conficker traffic is built
+    from generator.traffic.pcaps import message
 
     return message(rng, flags, **kw)
 
@@ -745,8 +746,8 @@ def source_hash(spec: InputSpec | None = None) -> str:
     if spec is not None:
         kinds = [(k.name, k.build.__name__, k.share) for k in spec.kinds]
         h.update(repr((spec.name, spec.packets, spec.pps, kinds)).encode())
-    for module in (Path(__file__), Path(protocol.__file__), Path(protocol.__file__).with_name(
-            "pcaps.py")):
+    traffic = sorted(Path(protocol.__file__).with_name("traffic").glob("*.py"))
+    for module in (Path(__file__), Path(protocol.__file__), *traffic):
         h.update(module.read_bytes())
     return h.hexdigest()[:12]
 

@@ -8,13 +8,14 @@ import random
 import pytest
 from stand_in import Decoder, tcp_frame
 
-from generator import protocol as P
-from generator import render, spec
+from generator import codec as P
+from generator import spec
+from generator.targets.suricata import lua as suricata_lua
 
 SPEC = spec.load()
 ENGINES = ["luajit", "lua54"]
 TARGET = {e.lua: e for e in SPEC.decoder.engines}  # Lua kind -> the engine's script
-SCRIPTS = {lua: render.render_lua(SPEC, SPEC.defaults, e) for lua, e in TARGET.items()}
+SCRIPTS = {lua: suricata_lua.render_lua(SPEC, SPEC.defaults, e) for lua, e in TARGET.items()}
 
 
 def sid_of(lua: str, transport: str, direction: str, syn: bool = False) -> int:
@@ -223,7 +224,7 @@ def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
     cases = {}
     # the largest data block the budget verifies (its set-up and sysinfo count too)
-    for size in (budget - render.FRAME_COST - 40, budget + 100, 65000):
+    for size in (budget - suricata_lua.FRAME_COST - 40, budget + 100, 65000):
         msg = P.Message(
             key_lo=7,
             key_hi=8,
@@ -419,7 +420,7 @@ def test_strict_flags_refuse_only_what_it_says(lua):
     """With the opt-in strict_flags, a message without protocol.seen_flags is refused
     (UDP: 0x8000; TCP: 0x8004); by default every valid message counts."""
     opts = SPEC.options(strict_flags=True)
-    script = render.render_lua(SPEC, opts, TARGET[lua])
+    script = suricata_lua.render_lua(SPEC, opts, TARGET[lua])
     strict = {
         t: Decoder(script, lua, spec.rule_sid(opts, d))
         for d in SPEC.decoder.rules_of(TARGET[lua])

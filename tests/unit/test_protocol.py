@@ -1,4 +1,4 @@
-"""Tests for generator.protocol: every PROTOCOL.md §3 vector plus property tests."""
+"""Tests for generator.codec: every PROTOCOL.md §3 vector plus property tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.protocol import (
+from generator.codec import (
     CHECKSUM_SIZE,
     FLAG_DATA,
     FLAG_ENCODED,
