@@ -1,7 +1,7 @@
 """`cfp2p decode`: capture formats, stream and fragment reassembly, summary, errors, bounds.
 
 Expected counts come from the scenarios' own `expect` (and `attempts` where the scenario
-declares it) in generator/pcaps.py; captures in other formats are written here from the
+declares it) in generator/traffic/; captures in other formats are written here from the
 committed pcaps (read back with scapy's RawPcapReader) by small writers of this file.
 """
 
@@ -25,7 +25,7 @@ from scapy.packet import Raw
 from scapy.utils import RawPcapReader
 
 from generator import codec, spec
-from generator.analysis import report, triage
+from generator.analysis import capture, report, triage
 from generator.cli import main
 from generator.codec import DecodeError, Message, decode, encode, encode_tcp
 from generator.traffic import pcaps
@@ -192,7 +192,7 @@ def test_cli_json_lines(capsys: pytest.CaptureFixture[str], pcap_dir: pathlib.Pa
 
 
 def test_udp_reply_details(pcap_dir: pathlib.Path) -> None:
-    """The probe goes to the listener's port, the reply comes back from it (pcaps.py)."""
+    """The probe goes to the listener's port, the reply comes back from it (generator/traffic/)."""
     records, summary, _ = decode_file(pcap_dir / "udp-reply-sysinfo.pcap")
     probe, reply = records
     assert probe["time"] == "2026-11-26T12:00:00.000000Z"  # BASE_TS
@@ -335,6 +335,32 @@ def test_nanosecond_times(tmp_path: pathlib.Path) -> None:
     (record,), _, _ = decode_file(path)
     assert record["time"] == "2026-11-26T12:00:00.123456Z"
 
+
+
+def pb(order: str, iface: int, ticks: int, data: bytes) -> bytes:
+    """An obsolete pcapng Packet Block (type 2): u16 interface, u16 drops, then as an EPB."""
+    head = struct.pack(
+        order + "HHIIII", iface, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)
+    )
+    return block(order, 2, head + data)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_capture_keeps_nanoseconds_exactly(tmp_path: pathlib.Path, order: str) -> None:
+    """Times stay integer nanoseconds in every format and byte order (a float would not
+    hold the last digits of a 2026 time)."""
+    ts = pcaps.BASE_TS * 10**9 + 123_456_789
+    frame = udp_frame("192.0.2.1", 40000, "203.0.113.200", WEEK_2968_UDP_B, probe())
+    pcap_path = write_pcap(
+        tmp_path / "ns.pcap", [(ts, frame)], nanoseconds=True, big_endian=order == ">"
+    )
+    ng_path = tmp_path / "ns.pcapng"
+    ng_path.write_bytes(
+        shb(order) + idb(order, 1, tsresol=9) + epb(order, 0, ts, frame) + pb(order, 0, ts, frame)
+    )
+    assert [f.ts_ns for f in capture.read(pcap_path)] == [ts]
+    got = list(capture.read(ng_path))
+    assert [(f.ts_ns, f.linktype, f.data) for f in got] == [(ts, 1, frame)] * 2
 
 # --- hand-built packets ----------------------------------------------------------------------
 
