@@ -11,15 +11,16 @@ reads
   resolution and offset (IDB options if_tsresol, if_tsoffset), enhanced, simple and obsolete
   packet blocks (EPB, SPB, PB); other blocks are skipped.
 
-The loop over records and blocks is this module's, not dpkt's Reader classes: measured on
-dpkt 1.9.8, pcapng.Reader takes the first interface's link type and resolution for every
+The loop over records and blocks is this module's, not dpkt's Reader classes: as dpkt
+1.9.8's source reads, pcapng.Reader takes the first interface's link type and resolution for every
 packet, skips simple packet blocks and later sections, and gives times as floats (a
 nanosecond capture loses its last digits); pcap.Reader gives a record cut short by the end
 of the file as a shorter packet. Here times stay integer nanoseconds and a truncated or
 corrupt file raises CaptureError naming the file, the byte offset and what is wrong. The cost
-of dpkt's classes, measured (timeit, 200,000 records of 60 bytes): 412 ms to read the pcap
-records against 51 ms with struct; about 2 microseconds a packet, small beside what triage
-does with each one.
+of dpkt's classes, measured (timeit, best of 3, a pcap of 100,000 UDP packets of 20-300
+random bytes): 0.26 s to read it against 0.11 s with struct, that is 1.5 microseconds a
+packet. `cfp2p decode --json` of the same file: 1.8-2.3 s with the struct reader, 2.2-2.6 s
+with this one (three runs each, noisy): the 0.15 s the library adds is under a tenth of it.
 
 `network_layer(frame)` strips the link layer (Ethernet with 802.1Q/802.1ad tags, raw IP,
 IPv4/IPv6 link types, Linux cooked SLL and SLL2, BSD loopback) and gives the ethertype and the
