@@ -166,6 +166,11 @@ def encode(msg: Message, *, bad_checksum: bool = False) -> bytes:
     return key + crypt(msg.key_lo, msg.key_hi, body + struct.pack("<I", csum) + msg.noise)
 
 
+def encoded_length(msg: Message) -> int:
+    """Bytes of encode(msg), without a TCP length prefix (and without enciphering)."""
+    return KEY_SIZE + len(_plain_body(msg)) + CHECKSUM_SIZE + len(msg.noise)
+
+
 def encode_tcp(msg: Message, *, bad_checksum: bool = False) -> bytes:
     """Encode msg for TCP: a u16 little-endian length, then the message."""
     payload = encode(msg, bad_checksum=bad_checksum)

@@ -31,12 +31,10 @@ from pathlib import Path
 from typing import Protocol
 
 from ..codec import (
-    CHECKSUM_SIZE,
-    KEY_SIZE,
-    SYSINFO_SIZE,
     DecodeError,
     Message,
     decode,
+    encoded_length,
     message_verdict,
 )
 from . import capture
@@ -94,17 +92,6 @@ class Record:
             "noise": len(msg.noise),
             "data_bytes": len(msg.data) if msg.data is not None else None,
         }
-
-
-def message_length(msg: Message) -> int:
-    """Bytes of the encoded message (without a TCP length prefix)."""
-    size = KEY_SIZE + 2 + CHECKSUM_SIZE + len(msg.noise)
-    size += 6 if msg.peer_ip is not None else 0
-    size += 4 if msg.unknown0 is not None else 0
-    size += 4 if msg.unknown1 is not None else 0
-    size += 3 + len(msg.data) if msg.data is not None else 0
-    size += SYSINFO_SIZE if msg.sysinfo is not None else 0
-    return size
 
 
 def iso_time(ts_ns: int) -> str:
@@ -264,7 +251,7 @@ class Triage:
             elif side == "src" and not conn.accept_counted:
                 conn.accept_counted = True
                 self._note(self.listeners, src, dst).tcp += 1
-            length = message_length(msg)
+            length = encoded_length(msg)
             records.append(
                 self._record(ts_ns, "tcp", src, sport, dst, dport, msg, length, side, weeks)
             )

@@ -28,6 +28,7 @@ from generator.codec import (
     decode,
     encode,
     encode_tcp,
+    encoded_length,
     epoch_week,
     is_blacklisted,
     keystream,
@@ -223,6 +224,7 @@ def messages(draw: st.DrawFn) -> Message:
 def test_round_trip(msg: Message) -> None:
     wire = encode(msg)
     assert decode(wire) == msg
+    assert encoded_length(msg) == len(wire)
     assert msg.kind == ("data" if msg.flags & FLAG_DATA else "control")
     with pytest.raises(DecodeError):
         decode(encode(msg, bad_checksum=True))
