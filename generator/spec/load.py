@@ -121,18 +121,29 @@ def _kind(value: Any) -> str:
 
 def load(path: str | Path = DEFAULT_SPEC) -> Spec:
     """Read and validate a spec file; raises SpecError on any problem."""
-    source = str(path)
+    return parse(read_yaml(path), str(path))
+
+
+_REQUIRED: Any = object()
+
+
+def read_yaml(
+    path: str | Path, error: type[SpecError] = SpecError, missing: Any = _REQUIRED
+) -> Any:
+    """The YAML document at path. A problem raises `error` (SpecError or a subclass of it)
+    naming the file and the line; a missing file gives `missing` when one is given."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise SpecError(source, "file", f"cannot read: {err.strerror}") from None
+        if isinstance(err, FileNotFoundError) and missing is not _REQUIRED:
+            return missing
+        raise error(path, "file", f"cannot read: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "file"
-        raise SpecError(source, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
-    return parse(data, source)
+        raise error(path, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
 
 
 def parse(data: Any, source: str) -> Spec:

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ...spec import SpecError
+from ...spec.load import read_yaml
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REV = re.compile(r" rev:\d+;")
@@ -72,18 +71,7 @@ def fingerprint(rule_text: str) -> str:
 
 def read_lock(path: Path) -> dict[int, Entry]:
     """The lock's entries; a missing lock is empty (every rule starts at rev 1)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        raise LockError(path, "file", f"cannot read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "file"
-        raise LockError(path, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, LockError, missing=None)
     if data is None:
         return {}
     if not isinstance(data, dict):
