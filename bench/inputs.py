@@ -48,7 +48,7 @@ from generator.codec import (
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
-BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968, as in generator.pcaps
+BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968, as in generator.traffic
 MSS = 1460
 PCAP_GLOBAL = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 RECORD = struct.Struct("<IIII")
@@ -56,9 +56,9 @@ RECORD = struct.Struct("<IIII")
 
 # What a decoder rule could see in a packet, by the packet's role: "udp/c2s", "udp/s2c"
 # (UDP payload >= 14 bytes, client to server or back), "tcp/c2s", "tcp/s2c" (TCP payload in
-# an established connection) and "tcp/syn" (a client's SYN). Packets with none of these roles
-# (pure ACKs, handshakes, short UDP) get no role.
-ROLES = ("udp/c2s", "udp/s2c", "tcp/c2s", "tcp/s2c", "tcp/syn")
+# an established connection), "tcp/syn" (a client's SYN) and "tcp/synack" (the server's
+# SYN-ACK). Packets with none of these roles (pure ACKs, handshakes, short UDP) get no role.
+ROLES = ("udp/c2s", "udp/s2c", "tcp/c2s", "tcp/s2c", "tcp/syn", "tcp/synack")
 MIN_MESSAGE = protocol.MIN_MESSAGE
 
 
@@ -173,6 +173,8 @@ class Conv:
             role = "tcp/c2s" if c else "tcp/s2c"
         elif c and flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
             role = "tcp/syn"
+        elif not c and flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK:
+            role = "tcp/synack"
         self.packets.append((self.t, frame, role))
         self.seq[c] = (self.seq[c] + len(payload) + (1 if flags & (TCP_SYN | TCP_FIN) else 0)) & (
             0xFFFFFFFF

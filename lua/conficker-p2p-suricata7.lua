@@ -50,7 +50,7 @@ local POW256 = { [0] = 1, 256, 65536, 16777216 }
 -- Largest number of bytes deciphered in one call, and what a frame's set-up counts
 -- as: keeps one call well inside Suricata 8's Lua instruction limit.
 local BUDGET = 20000
-local FRAME_COST = 64
+local FRAME_COST = 96
 
 -- Port generator (PROTOCOL.md 1).
 local WEEK_OFFSET = 345600
@@ -317,7 +317,7 @@ local function whole(s, p, i, flen, require)
     if hlen + CHECKSUM_SIZE > flen then return false end
     at = lenat + 2
   end
-  work = work + hlen - at
+  work = work + hlen
   if work > BUDGET then return 0 end
   if hlen > at then bulk(s, p, i + at, hlen - at, at) end
   if plain(s, p, i + hlen, CHECKSUM_SIZE, hlen, false) ~= digest(s, hlen) then return false end
@@ -454,29 +454,30 @@ local function frames(st, p, i, n)
   return true
 end
 
--- Feed the bytes that come next in sequence. False when the direction ended.
-local function advance(st, p)
-  st.nxt = (st.nxt + #p) % 4294967296
-  local ok = frames(st, p, 1, #p)
+-- Feed the bytes p[i .. j], which come next in sequence. False when the direction ended.
+local function advance(st, p, i, j)
+  st.nxt = (st.nxt + j - i + 1) % 4294967296
+  local ok = frames(st, p, i, j)
   if ok == true then return true end
   if ok == false then failed = true end
   give_up(st)
   return false
 end
 
--- Hold the bytes of a segment that starts `ahead` bytes past nxt, but those already
--- held; past the bound, give the direction up.
-local function hold(st, p, ahead)
+-- Hold the bytes p[i .. j] of a segment that starts `ahead` bytes past nxt, but those
+-- already held; past the bound, give the direction up.
+local function hold(st, p, i, j, ahead)
   local hs, hd = st.hseq or {}, st.hdat or {}
   local ns, nd, added = {}, {}, 0
-  local cur, stop = ahead, ahead + #p
+  local cur, stop = ahead, ahead + j - i + 1
+  local base = i - ahead  -- index in p of the byte `ahead` = 0
   for k = 1, #hs do
     local a = seqdiff(hs[k], st.nxt)
     if cur < stop and a > cur then
       local e = a
       if e > stop then e = stop end
       ns[#ns + 1] = (st.nxt + cur) % 4294967296
-      nd[#nd + 1] = sub(p, cur - ahead + 1, e - ahead)
+      nd[#nd + 1] = sub(p, base + cur, base + e - 1)
       added = added + e - cur
     end
     ns[#ns + 1], nd[#nd + 1] = hs[k], hd[k]
@@ -485,7 +486,7 @@ local function hold(st, p, ahead)
   end
   if cur < stop then
     ns[#ns + 1] = (st.nxt + cur) % 4294967296
-    nd[#nd + 1] = sub(p, cur - ahead + 1)
+    nd[#nd + 1] = sub(p, base + cur, j)
     added = added + stop - cur
   end
   if st.hbytes + added > REORDER_BYTES or #ns > REORDER_SEGMENTS
@@ -497,28 +498,28 @@ local function hold(st, p, ahead)
   held_total = held_total + added
 end
 
--- One TCP segment with payload p and sequence number seq.
-local function segment(st, p, seq)
+-- One TCP segment: its payload is p[i .. j], at sequence number seq. Only held pieces
+-- are copied out of p.
+local function segment(st, p, i, j, seq)
   if st.dead then return end
   local d = seqdiff(seq, st.nxt)
   if d < 0 then
     -- starts before nxt: a retransmission, or a resend with new bytes behind old ones
-    if d + #p <= 0 then return end
-    p = sub(p, 1 - d)
-    d = 0
+    if d + j - i + 1 <= 0 then return end
+    i, d = i - d, 0
   end
   if d > 0 then
-    hold(st, p, d)
+    hold(st, p, i, j, d)
     return
   end
   -- bytes that reach into a held piece: the held copy came first, so feed up to it
   -- and hand the rest back (trimmed again once the piece is fed)
-  local hs, hd, rest, at = st.hseq, st.hdat, nil, st.nxt
+  local hs, hd, at, last = st.hseq, st.hdat, st.nxt, j
   if hs ~= nil and #hs > 0 then
     local first = seqdiff(hs[1], at)
-    if first < #p then p, rest = sub(p, 1, first), p end
+    if first < j - i + 1 then j = i + first - 1 end
   end
-  if not advance(st, p) then return end
+  if not advance(st, p, i, j) then return end
   -- pieces the segment brought within reach
   while hs ~= nil and #hs > 0 do
     local a = seqdiff(hs[1], st.nxt)
@@ -527,12 +528,9 @@ local function segment(st, p, seq)
     table.remove(hs, 1)
     st.hbytes = st.hbytes - #q
     held_total = held_total - #q
-    if a + #q > 0 then
-      if a < 0 then q = sub(q, 1 - a) end
-      if not advance(st, q) then return end
-    end
+    if a + #q > 0 and not advance(st, q, 1 - (a < 0 and a or 0), #q) then return end
   end
-  if rest ~= nil then segment(st, rest, at) end
+  if last > j then segment(st, p, i, last, at) end
 end
 
 -- The direction of flow `fid`, created at its first segment (sequence number seq):
@@ -553,12 +551,15 @@ local function stream_of(fid, seq, isn)
   return st
 end
 
--- Sequence number of the TCP segment in raw packet `pk` whose payload is `plen`
--- bytes, or nil when the headers are not Ethernet (VLAN-tagged or not), Linux
--- cooked or raw IP, IPv4 or IPv6, around a TCP header.
-local function tcp_seq(pk, plen)
+-- Raw packets -----------------------------------------------------------------
+-- Where the transport header of raw packet `pk` starts, where the IP payload ends (first
+-- and last index) and the IP protocol; nil when the headers are not Ethernet (VLAN-tagged
+-- or not), Linux cooked or raw IP around IPv4 or IPv6 (without extension headers). The IP
+-- length says where the payload ends (Ethernet pads short frames); a length of 0 (a
+-- capture taken before segmentation offload) means the end of the packet.
+local function l4_of(pk)
   local n = #pk
-  if n < 40 + plen then return nil end
+  if n < 28 then return nil end
   local ip
   local et = byte(pk, 13) * 256 + byte(pk, 14)
   if et == 0x8100 or et == 0x88A8 then
@@ -573,29 +574,37 @@ local function tcp_seq(pk, plen)
       if v >= 0x45 and v <= 0x4F then et, ip = 0x0800, 1 elseif v >= 0x60 and v <= 0x6F then et, ip = 0x86DD, 1 else return nil end
     end
   end
-  local tcp
+  local l4, last, proto
   if et == 0x0800 then
     local v = byte(pk, ip)
-    if v < 0x45 or v > 0x4F or byte(pk, ip + 9) ~= 6 then return nil end
-    tcp = ip + (v - 0x40) * 4
-  elseif et == 0x86DD then
-    if byte(pk, ip + 6) ~= 6 then return nil end
-    tcp = ip + 40
+    if v < 0x45 or v > 0x4F then return nil end
+    l4, proto = ip + (v - 0x40) * 4, byte(pk, ip + 9)
+    last = ip + byte(pk, ip + 2) * 256 + byte(pk, ip + 3) - 1
   else
-    return nil
+    l4, proto = ip + 40, byte(pk, ip + 6)
+    last = l4 + byte(pk, ip + 4) * 256 + byte(pk, ip + 5) - 1
   end
-  if tcp + 19 > n then return nil end
-  local hl = shr(byte(pk, tcp + 12), 4) * 4
-  if hl < 20 or tcp + hl + plen - 1 > n then return nil end
+  if last < l4 or last > n then last = n end
+  if l4 + 7 > last then return nil end
+  return l4, last, proto
+end
+
+-- The sequence number of the TCP segment in raw packet `pk` and where its payload is
+-- (first and last index), or nil.
+local function tcp_seq(pk)
+  local tcp, last, proto = l4_of(pk)
+  if tcp == nil or proto ~= 6 or tcp + 19 > last then return nil end
+  local first = tcp + shr(byte(pk, tcp + 12), 4) * 4
+  if first - tcp < 20 or first > last + 1 then return nil end
   local a, b, c, d = byte(pk, tcp + 4, tcp + 7)
-  return ((a * 256 + b) * 256 + c) * 256 + d
+  return ((a * 256 + b) * 256 + c) * 256 + d, first, last
 end
 
 -- Engine adapter: Suricata 7 ----------------------------------------------------
 -- Flowints and flowvars are addressed by their index in the lists init() returns.
 -- The script asks for the `packet` buffer: Suricata then calls it for SYNs too (it
 -- skips a `payload` script on a packet without payload) and hands it the raw packet,
--- whose TCP header holds the sequence number; the payload comes from SCPacketPayload().
+-- whose TCP header holds the sequence number.
 
 function init(args)
   local needs = {}
@@ -605,18 +614,44 @@ function init(args)
   return needs
 end
 
-local function packet_of(args) return args end
-local function raw_packet(args) return args["packet"] end
-local function payload(_) return SCPacketPayload() end
+-- This call's raw packet, where its transport header starts and its payload ends: the
+-- ports and the payload are read there, without the SCPacketTuple() (which formats both
+-- addresses) and SCPacketPayload() (a second copy) of every call.
+local raw, l4, last, proto
+
+local function packet_of(args)
+  raw, l4 = args["packet"], nil
+  if raw ~= nil then l4, last, proto = l4_of(raw) end
+  return args
+end
+
+local function raw_packet(_) return raw end
 local function packet_seconds(_) return (SCPacketTimestamp()) end
 local function flow_id(_) return SCFlowId() end
 local function own_sid() return (SCRuleIds()) end
 
 local function listener_port(_, dst)
+  if l4 ~= nil then
+    local k = l4
+    if dst then k = l4 + 2 end
+    local a, b = byte(raw, k, k + 1)
+    return a * 256 + b
+  end
   local _, _, _, _, sp, dp = SCPacketTuple()
   if dst then return dp end
   return sp
 end
+
+-- A UDP payload: the string it is in, its first and last index.
+local function udp_payload(_)
+  if l4 ~= nil and proto == 17 then return raw, l4 + 8, last end
+  local p = SCPacketPayload()
+  if p == nil then return nil end
+  return p, 1, #p
+end
+
+-- The payload as Suricata gives it (segments whose headers could not be read).
+local function payload(_) return SCPacketPayload() end
 
 -- IPv4 or not, source and destination address and port
 local function addresses(_)
@@ -681,7 +716,7 @@ function match(args)
     -- the handshake: where this direction's data will start, and for a SYN on one
     -- of the destination's computed ports, an attempt (once per connection)
     local raw = raw_packet(pk)
-    local seq = raw and tcp_seq(raw, 0)
+    local seq = raw and tcp_seq(raw)
     if seq ~= nil then fi_set(mode.isn, (seq + 1) % 4294967296) end
     if mode.attempts then
       local ipv4, _, dip, _, dp = addresses(pk)
@@ -691,22 +726,30 @@ function match(args)
     end
     return 0
   end
-  local p = payload(pk)
-  if p == nil then return 0 end
   control, data, last_flags, last_kind, failed, work = 0, 0, 0, 0, false, 0
   if mode.tcp then
-    local raw = raw_packet(pk)
-    local seq = raw and tcp_seq(raw, #p)
+    -- the payload is read in place in the raw packet, whose TCP header has the
+    -- sequence number; without one, segments are taken in the order they arrive
+    local p, seq, i, j = raw_packet(pk), nil, 1, 0
+    if p ~= nil then seq, i, j = tcp_seq(p) end
+    if seq == nil then
+      p = payload(pk)
+      if p == nil then return 0 end
+      i, j = 1, #p
+    end
+    if j < i then return 0 end
     local st = stream_of(flow_id(pk), seq or 0, seq and fi_get(mode.isn))
-    segment(st, p, seq or st.nxt)
+    segment(st, p, i, j, seq or st.nxt)
     -- Suricata tracks a TCP session from its handshake, so each direction's first
     -- bytes start a frame, and a Conficker session's frames are all messages: a
     -- session that has not carried a valid message by its first bad frame is not
     -- one, and the decoder rules leave the rest of it alone.
     if failed and last_kind == 0 and not session_seen() then fi_set(SKIP, 1) end
-  elseif #p >= MIN_MESSAGE then
+  else
+    local p, i, j = udp_payload(pk)
+    if p == nil or j - i + 1 < MIN_MESSAGE then return 0 end
     work = FRAME_COST
-    local verdict = whole(udp_state, p, 1, #p, REQUIRE_UDP)
+    local verdict = whole(udp_state, p, i, j - i + 1, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
       last_flags, last_kind = udp_state.flags, verdict
       if verdict == 2 then data = 1 else control = 1 end

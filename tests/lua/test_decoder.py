@@ -184,16 +184,13 @@ def test_tcp_session_that_starts_with_garbage_is_skipped(tcp):
 
 
 def test_udp_budget_bounds_work(udp):
-    """A data block longer than the per-call budget is not deciphered (Suricata 8 would
-    hit its instruction limit); the verdict is 'no message', never an error."""
-    big = P.Message(
-        key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(SPEC.decoder.budget + 100)
-    )
-    assert counts(udp.match(P.encode(big), CLIENT, LISTENER)) == (0, 0)
-    small = P.Message(
-        key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(SPEC.decoder.budget - 100)
-    )
-    assert counts(udp.match(P.encode(small), CLIENT, LISTENER)) == (0, 1)
+    """The budget counts a frame's set-up (FRAME_COST) and every hashed byte: a data
+    block one byte past it is not deciphered (Suricata 8 would come nearer its
+    instruction limit); the verdict is 'no message', never an error."""
+    most = SPEC.decoder.budget - suricata_lua.FRAME_COST - 13  # key, flags, data header
+    for size, found in ((most, (0, 1)), (most + 1, (0, 0))):
+        msg = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(size))
+        assert counts(udp.match(P.encode(msg), CLIENT, LISTENER)) == found, size
 
 
 WORST_CASE = 250_000  # Lua VM instructions per call: half Suricata 8's default limit
@@ -224,7 +221,7 @@ def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
     cases = {}
     # the largest data block the budget verifies (its set-up and sysinfo count too)
-    for size in (budget - suricata_lua.FRAME_COST - 40, budget + 100, 65000):
+    for size in (budget - suricata_lua.FRAME_COST - 60, budget + 100, 65000):
         msg = P.Message(
             key_lo=7,
             key_hi=8,
@@ -267,6 +264,22 @@ def test_worst_case_stays_within_half_the_suricata8_instruction_limit():
     tcp = counted(tcp_dec)
     many = tiny_frames(65000 // len(tiny_frames(1)))
     worst["64 KiB of small TCP messages"] = tcp(many, 2, tcp_frame(many, 0))
+    packed = P.encode_tcp(
+        P.Message(
+            key_lo=1,
+            key_hi=2,
+            flags=0x80FD,
+            peer_ip="127.0.0.1",
+            peer_port=1,
+            unknown0=3,
+            unknown1=4,
+            data_flags=0,
+            data=b"",
+            sysinfo=bytes(26),
+        )
+    )
+    packed *= 65000 // len(packed)
+    worst["64 KiB of messages with every block"] = tcp(packed, 5, tcp_frame(packed, 0))
     big = P.encode_tcp(P.Message(key_lo=3, key_hi=4, flags=0x8044, data_flags=0, data=bytes(64000)))
     worst["64 KiB TCP data block"] = tcp(big, 3, tcp_frame(big, 0))
     stream = tiny_frames((1460 + SPEC.decoder.reorder_bytes) // len(tiny_frames(1)) + 1)
@@ -279,6 +292,7 @@ def test_worst_case_stays_within_half_the_suricata8_instruction_limit():
     assert max(worst.values()) <= WORST_CASE, worst
     # the costliest ones were deciphered, not refused early
     deciphered = ["64 KiB of small TCP messages", "reorder buffer released"]
+    deciphered.append("64 KiB of messages with every block")
     deciphered.append(next(iter(worst)))
     assert min(worst[k] for k in deciphered) > 100_000, worst
 
