@@ -9,14 +9,14 @@ PYTEST_ARGS ?=
 
 # The lock first: it bumps the rev of every rule whose text changed.
 rules: $(VENV)/.installed
-	$(BIN)/python -m generator.revs
+	$(BIN)/python -m generator.targets.suricata.revs
 	$(BIN)/cfp2p render
 
 # Release: dist/<pack>-<VERSION>.tar.gz, its .md5 and a suricata-update index.yaml whose
 # url points at DIST_URL (default: `python3 -m http.server -d dist 8000` on this host).
 DIST_URL ?= http://127.0.0.1:8000
 dist: $(VENV)/.installed
-	$(BIN)/python -m generator.dist --out dist --base-url $(DIST_URL)
+	$(BIN)/python -m generator.targets.release.dist --out dist --base-url $(DIST_URL)
 
 pcaps: $(VENV)/.installed
 	$(BIN)/cfp2p pcaps --out pcaps

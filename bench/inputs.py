@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from generator import protocol
-from generator.protocol import (
+from generator import codec as protocol  # the codec was generator/protocol.py
+from generator.codec import (
     FLAG_DATA,
     FLAG_ENCODED,
     FLAG_LOCAL_ACK,
@@ -48,7 +48,7 @@ from generator.protocol import (
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
-BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968, as in generator.pcaps
+BASE_TS = 1795694400  # 2026-11-26T12:00:00Z, epoch week 2968, as in generator.traffic
 MSS = 1460
 PCAP_GLOBAL = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 RECORD = struct.Struct("<IIII")
@@ -481,7 +481,8 @@ def _listener(ip: bytes, t_us: int, index: int) -> int:
 
 
 def _message(rng: random.Random, flags: int, **kw: object) -> protocol.Message:
-    from generator.pcaps import message  # scapy import: only when Conficker traffic is built
+    # scapy import: only when Conficker traffic is built
+    from generator.traffic.pcaps import message
 
     return message(rng, flags, **kw)
 
@@ -747,8 +748,8 @@ def source_hash(spec: InputSpec | None = None) -> str:
     if spec is not None:
         kinds = [(k.name, k.build.__name__, k.share) for k in spec.kinds]
         h.update(repr((spec.name, spec.packets, spec.pps, kinds)).encode())
-    for module in (Path(__file__), Path(protocol.__file__), Path(protocol.__file__).with_name(
-            "pcaps.py")):
+    traffic = sorted(Path(protocol.__file__).with_name("traffic").glob("*.py"))
+    for module in (Path(__file__), Path(protocol.__file__), *traffic):
         h.update(module.read_bytes())
     return h.hexdigest()[:12]
 

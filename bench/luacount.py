@@ -14,7 +14,7 @@ script (e.g. `flowint:cfp2p_skip,notset`) are applied to the flowints the stand-
 shared by all rules of an engine as Suricata's are per flow. Every call gets the raw
 frame as read from the pcap (frame=).
 
-Bytes deciphered are derived with the Python codec (generator/protocol.py), not read from
+Bytes deciphered are derived with the Python codec (generator/codec.py), not read from
 the script: for each message frame a call works on (a UDP payload; the frames of a TCP
 direction, cut by their u16 length prefix), the bytes from the flags up to the end of the
 checksum, or up to where the layout (flags, data length) shows the frame cannot hold a
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench import inputs
 from bench.rulemodel import Selector
-from generator import protocol
+from generator import codec as protocol
 
 ROOT = inputs.ROOT
 sys.path.insert(0, str(ROOT / "tests" / "lua"))

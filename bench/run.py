@@ -804,7 +804,7 @@ class Report:
                "corrected for the hook function's own instructions that Lua 5.4 also counts; "
                "the stand-in's Lua glue for Suricata 8's `suricata.*` functions, C in "
                "Suricata, adds a few instructions per call). Bytes deciphered per call are "
-               "derived with the Python codec (generator/protocol.py), not read from the "
+               "derived with the Python codec (generator/codec.py), not read from the "
                "script: per message frame a call works on, the bytes from the flags to the end "
                "of the checksum, or to where the flags or the data length show the frame "
                "cannot hold a message (noise after the checksum is not deciphered; a TCP "

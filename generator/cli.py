@@ -1,4 +1,8 @@
-"""`cfp2p`: render the pack, write its test traffic, and triage captures."""
+"""`cfp2p`: render the pack, write its test traffic, and triage captures.
+
+The top of the generator: each command calls one package (render: generator.targets;
+pcaps: generator.traffic; ports and decode: generator.analysis). A new analyst command is a
+subparser here and a module in generator/analysis/."""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import capture, render, spec, triage
+from . import spec
+from .analysis import capture, ports, report, triage
+from .targets import common, pack
 
 
 def _bool(text: str) -> bool:
@@ -79,10 +85,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ports(args: argparse.Namespace) -> None:
-    ip = triage.parse_ipv4(args.ip)
-    when = time.time() if args.at is None else triage.parse_time(args.at)
-    table = triage.port_table(ip, when)
-    print(json.dumps(table) if args.json else triage.format_port_table(table, when))
+    ip = ports.parse_ipv4(args.ip)
+    when = time.time() if args.at is None else ports.parse_time(args.at)
+    table = ports.port_table(ip, when)
+    print(json.dumps(table) if args.json else ports.format_port_table(table, when))
 
 
 def _decode(args: argparse.Namespace) -> None:
@@ -94,7 +100,7 @@ def _decode(args: argparse.Namespace) -> None:
 
 def _print_decoded(path: Path, as_json: bool) -> None:
     run = triage.Triage()
-    progress = triage.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    progress = report.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     header = False
     for record in run.run(path, progress):
         if progress is not None:
@@ -103,14 +109,14 @@ def _print_decoded(path: Path, as_json: bool) -> None:
             print(json.dumps(record.to_json()))
             continue
         if not header:
-            print(triage.RECORD_HEADER)
+            print(report.RECORD_HEADER)
             header = True
-        print(triage.format_record(record))
+        print(report.format_record(record))
     summary = run.summary()
     if as_json:
         print(json.dumps(summary))
     else:
-        print(("\n" if header else "") + triage.format_summary(summary))
+        print(("\n" if header else "") + report.format_summary(summary))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
                 scan_seconds=args.scan_seconds,
                 strict_flags=args.strict_flags,
             )
-            files = render.render(loaded, opts)
-            render.write_tree(files, args.out)
-            print(f"rendered {len(files)} files into {args.out} ({render.options_line(opts)})")
+            files = pack.render(loaded, opts)
+            common.write_tree(files, args.out)
+            print(f"rendered {len(files)} files into {args.out} ({common.options_line(opts)})")
         elif args.command == "pcaps":
-            from . import pcaps
+            from .traffic import pcaps  # scapy: imported only for this command
 
             written = pcaps.write_pcaps(args.out)
             print(f"wrote {len(written)} pcaps into {args.out}")
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             _ports(args)
         elif args.command == "decode":
             _decode(args)
-    except (spec.SpecError, capture.CaptureError, triage.ArgumentError) as err:
+    except (spec.SpecError, capture.CaptureError, ports.ArgumentError) as err:
         print(f"cfp2p: error: {err}", file=sys.stderr)
         return 2
     return 0

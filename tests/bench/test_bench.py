@@ -17,7 +17,7 @@ from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
 from bench import inputs, luacount, rulemodel, run  # noqa: E402
-from generator import protocol  # noqa: E402
+from generator import codec as protocol  # noqa: E402
 
 
 def _engines(config: pytest.Config) -> list:

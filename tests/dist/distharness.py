@@ -19,7 +19,8 @@ from pathlib import Path
 
 from engines import ENGINES, Engine
 
-from generator import dist, spec
+from generator import spec
+from generator.targets.release import dist
 
 SPEC = spec.load()
 SOURCE = SPEC.pack.name

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from engines import ENGINES, ROOT
 
-from generator import docs, render, spec
+from generator import spec
+from generator.targets import docs
+from generator.targets import common, pack
 
 SPEC = spec.load()
 PATH = docs.examples_path(SPEC.source)
@@ -29,7 +31,7 @@ BY_NAME = {e.name: e for e in ENGINES}
 @functools.cache
 def ruleset() -> tuple[Path, Path]:
     out = Path(tempfile.mkdtemp(prefix="cfp2p-examples-"))
-    render.write_tree(render.render(SPEC, SPEC.defaults), out)
+    common.write_tree(pack.render(SPEC, SPEC.defaults), out)
     return out / "rules" / SPEC.pack.rules_file, out / "lua"
 
 

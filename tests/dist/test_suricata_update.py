@@ -20,7 +20,10 @@ import yaml
 from distharness import PAIRS, SPEC, Installed, Pair, Server, cleanup, install, target
 from engines import ROOT, Engine, Run
 
-from generator import docs, render, spec
+from generator import spec
+from generator.targets import docs
+from generator.targets.suricata import lua as suricata_lua
+from generator.targets.suricata import rules
 
 CASES = {c["name"]: c for c in yaml.safe_load((ROOT / "tests/engine/cases.yaml").read_text())}
 # Engine cases run again on the installed ruleset: UDP in IPS mode, TCP, scanning.
@@ -92,7 +95,7 @@ def read(engine: Engine, inst: Installed, pcap: str, mode: str) -> Run:
         lua = inst.out.parent / "unused" / inst.lua.name
         lua.parent.mkdir(exist_ok=True)
         script = next(e for e in SPEC.decoder.engines if e.lua_script == inst.lua.name)
-        lua.write_text(render.render_lua(SPEC, OPTS, script))
+        lua.write_text(suricata_lua.render_lua(SPEC, OPTS, script))
     run = engine.read_pcap(ROOT / "pcaps" / pcap, inst.rules, lua, ips=mode == "ips")
     assert run.lua_problems(engine) == []
     return run
@@ -108,7 +111,7 @@ def test_installs_unchanged_and_loads(pair, server):
     inst = installed(pair, server)
     assert "Testing with suricata -T" in inst.log and "Suricata test failed" not in inst.log
     assert not re.search(r"<Error>|<Warning> -- .*conficker", inst.log), inst.log
-    shipped = render.rule_lines(render.render_rules(SPEC, OPTS))
+    shipped = rules.rule_lines(rules.render_rules(SPEC, OPTS))
     got = pack_rules(inst.rules)
     assert sorted(got) == sorted(shipped), "every rule of the pack installed"
     for sid, rule in got.items():
@@ -116,8 +119,8 @@ def test_installs_unchanged_and_loads(pair, server):
         assert rule.format() == shipped[sid], f"suricata-update changed sid {sid}"
     for e in SPEC.decoder.engines:
         beside = inst.rules.parent / e.lua_script
-        assert beside.read_text() == render.render_lua(SPEC, OPTS, e), f"{e.lua_script} installed"
-    assert inst.lua.read_text() == render.render_lua(SPEC, OPTS, target(pair))
+        assert beside.read_text() == suricata_lua.render_lua(SPEC, OPTS, e), f"{e.lua_script} installed"
+    assert inst.lua.read_text() == suricata_lua.render_lua(SPEC, OPTS, target(pair))
     status, log = pair.engine.test_config(inst.rules, inst.lua)
     loaded = re.search(r"(\d+) rules successfully loaded, (\d+) rules failed", log)
     assert status == 0 and loaded and loaded[2] == "0", log

@@ -18,10 +18,12 @@ import yaml
 from engines import ENGINES, ROOT, Engine
 from scapy.all import rdpcap
 
-from generator import pcaps, render, spec
+from generator import spec
+from generator.targets import common, pack
+from generator.traffic import pcaps
 
 SPEC = spec.load()
-NAMES = render.Names.of(SPEC)
+NAMES = common.Names.of(SPEC)
 CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 PCAPS = ROOT / "pcaps"
 
@@ -32,7 +34,7 @@ def ruleset(**options) -> tuple[Path, Path]:
     rules file and the folder of its Lua scripts."""
     opts = SPEC.options(**options)
     out = Path(tempfile.mkdtemp(prefix="cfp2p-render-"))
-    render.write_tree(render.render(SPEC, opts), out)
+    common.write_tree(pack.render(SPEC, opts), out)
     return out / "rules" / SPEC.pack.rules_file, out / "lua"
 
 

@@ -43,9 +43,10 @@ import netns
 import pytest
 from engines import ENGINES, Engine, Run
 
-from generator import protocol, render, spec
-from generator.pcaps import message
-from generator.protocol import FLAG_DATA, FLAG_ENCODED, FLAG_MODE, FLAG_PEER, FLAG_TCP
+from generator import codec, spec
+from generator.codec import FLAG_DATA, FLAG_ENCODED, FLAG_MODE, FLAG_PEER, FLAG_TCP
+from generator.targets import common, pack
+from generator.traffic.pcaps import message
 
 SPEC = spec.load()
 AGENT = Path(__file__).with_name("agent.py")
@@ -119,7 +120,7 @@ def traffic(rng: random.Random, ports: tuple[int, int, int, int], other: int) ->
 
     def p2p(flags: int, tcp: bool = False, **blocks) -> bytes:
         msg = message(rng, flags, noise=rng.randrange(0, 41), **blocks)
-        return protocol.encode_tcp(msg) if tcp else protocol.encode(msg)
+        return codec.encode_tcp(msg) if tcp else codec.encode(msg)
 
     def flow(
         name: str, proto: str, kind: str, port: int, *payloads: bytes | tuple, resend: int = 0
@@ -156,7 +157,7 @@ def rule_names(opts: spec.Options) -> dict[int, str]:
 
 
 def other_port(ports: tuple[int, ...]) -> int:
-    return next(p for p in range(40000, 65536) if p not in ports and not protocol.is_blacklisted(p))
+    return next(p for p in range(40000, 65536) if p not in ports and not codec.is_blacklisted(p))
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -340,7 +341,7 @@ def run_inline(
     engine: Engine, opts: spec.Options, flows: list[Flow], tmp: Path
 ) -> tuple[dict[str, dict], list[dict], Run]:
     """Render the pack, build the namespaces, start Suricata inline, send the flows."""
-    render.write_tree(render.render(SPEC, opts), tmp / "pack")
+    common.write_tree(pack.render(SPEC, opts), tmp / "pack")
     rules = tmp / "pack" / "rules" / SPEC.pack.rules_file
     lua = tmp / "pack" / "lua"  # every engine's script
     with (
@@ -352,7 +353,7 @@ def run_inline(
 
 
 def this_week() -> tuple[int, int, int, int]:
-    return protocol.ports(netns.PEER, protocol.epoch_week(time.time()))
+    return codec.ports(netns.PEER, codec.epoch_week(time.time()))
 
 
 @pytest.mark.parametrize("block_tcp", [False, True], ids=["default", "block_tcp"])
@@ -397,7 +398,7 @@ def test_block_tcp_pipelined(engine: Engine, tmp_path: Path) -> None:
     """With block_tcp, a session whose control message is followed by more bytes before the
     peer has acked it (here 130 plain bytes 20 ms later) must not get through either."""
     rng = random.Random(f"pipelined-{engine.name}")
-    msg = protocol.encode_tcp(message(rng, TCP_CONTROL))
+    msg = codec.encode_tcp(message(rng, TCP_CONTROL))
     more = b"benign after " * 10  # read as a frame length of 0x6562 bytes: it never completes
     flows = [
         Flow(

@@ -8,13 +8,14 @@ import random
 import pytest
 from stand_in import Decoder, tcp_frame
 
-from generator import protocol as P
-from generator import render, spec
+from generator import codec as P
+from generator import spec
+from generator.targets.suricata import lua as suricata_lua
 
 SPEC = spec.load()
 ENGINES = ["luajit", "lua54"]
 TARGET = {e.lua: e for e in SPEC.decoder.engines}  # Lua kind -> the engine's script
-SCRIPTS = {lua: render.render_lua(SPEC, SPEC.defaults, e) for lua, e in TARGET.items()}
+SCRIPTS = {lua: suricata_lua.render_lua(SPEC, SPEC.defaults, e) for lua, e in TARGET.items()}
 
 
 def sid_of(lua: str, transport: str, direction: str, syn: bool = False) -> int:
@@ -186,7 +187,7 @@ def test_udp_budget_bounds_work(udp):
     """The budget counts a frame's set-up (FRAME_COST) and every hashed byte: a data
     block one byte past it is not deciphered (Suricata 8 would come nearer its
     instruction limit); the verdict is 'no message', never an error."""
-    most = SPEC.decoder.budget - render.FRAME_COST - 13  # key, flags, data header
+    most = SPEC.decoder.budget - suricata_lua.FRAME_COST - 13  # key, flags, data header
     for size, found in ((most, (0, 1)), (most + 1, (0, 0))):
         msg = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(size))
         assert counts(udp.match(P.encode(msg), CLIENT, LISTENER)) == found, size
@@ -220,7 +221,7 @@ def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
     cases = {}
     # the largest data block the budget verifies (its set-up and sysinfo count too)
-    for size in (budget - render.FRAME_COST - 60, budget + 100, 65000):
+    for size in (budget - suricata_lua.FRAME_COST - 60, budget + 100, 65000):
         msg = P.Message(
             key_lo=7,
             key_hi=8,
@@ -433,7 +434,7 @@ def test_strict_flags_refuse_only_what_it_says(lua):
     """With the opt-in strict_flags, a message without protocol.seen_flags is refused
     (UDP: 0x8000; TCP: 0x8004); by default every valid message counts."""
     opts = SPEC.options(strict_flags=True)
-    script = render.render_lua(SPEC, opts, TARGET[lua])
+    script = suricata_lua.render_lua(SPEC, opts, TARGET[lua])
     strict = {
         t: Decoder(script, lua, spec.rule_sid(opts, d))
         for d in SPEC.decoder.rules_of(TARGET[lua])

@@ -10,7 +10,7 @@ import pytest
 from stand_in import Decoder, tcp_frame
 from test_decoder import ENGINES, SPEC, counts, decoder, random_message
 
-from generator import protocol as P
+from generator import codec as P
 
 CLIENT, LISTENER = 50000, 38636
 SEQ_START = "cfp2p_seq_to_server"  # what the SYN's decoder rule leaves for the data rule

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from generator import protocol
+from generator import codec
 from generator.cli import main
 
 # PROTOCOL.md §3: address, UTC time, week, ports [tcpA, udpA, tcpB, udpB]
@@ -125,12 +125,12 @@ def test_week_rollover_boundaries(capsys: pytest.CaptureFixture[str], at: str, w
 
 
 def test_default_time_is_now(capsys: pytest.CaptureFixture[str]) -> None:
-    before = protocol.epoch_week(time.time())
+    before = codec.epoch_week(time.time())
     rc, out, _ = run(capsys, "192.0.2.1", "--json")
-    after = protocol.epoch_week(time.time())
+    after = codec.epoch_week(time.time())
     got = json.loads(out)
     assert rc == 0 and got["week"] in (before, after)
-    assert got["tcp"][1] == protocol.ports("192.0.2.1", got["week"])[2]
+    assert got["tcp"][1] == codec.ports("192.0.2.1", got["week"])[2]
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ import idstools.rule
 import pytest
 import suricata.update.sources
 
-from generator import dist, render, revs, spec
+from generator import spec
+from generator.targets import pack
+from generator.targets.release import dist
+from generator.targets.suricata import lock
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = spec.load()
@@ -65,7 +68,7 @@ def test_archive_holds_the_pack(release):
             for m in tar.getmembers()
             if m.isfile()
         }
-    rendered = render.render(SPEC, SPEC.defaults)
+    rendered = pack.render(SPEC, SPEC.defaults)
     rules = rendered[f"rules/{SPEC.pack.rules_file}"]
     assert files[f"rules/{SPEC.pack.rules_file}"].decode() == rules
     for e in SPEC.decoder.engines:
@@ -104,7 +107,7 @@ def root(tmp_path) -> Path:
     for name in ("VERSION", "LICENSE", "CHANGELOG.md", "pyproject.toml"):
         shutil.copy(ROOT / name, r / name)
     shutil.copy(SPEC.source, r / "spec")
-    shutil.copy(revs.lock_path(SPEC.source), r / "spec")
+    shutil.copy(lock.lock_path(SPEC.source), r / "spec")
     return r
 
 

@@ -12,18 +12,20 @@ import suricata.update.main
 import suricata.update.matchers
 import suricata.update.rule
 
-from generator import docs, render, spec
+from generator import spec
+from generator.targets import docs, pack
+from generator.targets.suricata import rules
 
 SPEC = spec.load()
 OPTS = SPEC.defaults
-FILES = render.render(SPEC, OPTS)
+FILES = pack.render(SPEC, OPTS)
 DOCS = {rel.removeprefix("docs/"): text for rel, text in FILES.items() if rel.startswith("docs/")}
 RULES = [
     suricata.update.rule.parse(line)
-    for line in render.rule_lines(FILES[f"rules/{SPEC.pack.rules_file}"]).values()
+    for line in rules.rule_lines(FILES[f"rules/{SPEC.pack.rules_file}"]).values()
 ]
 DECODER_SIDS = {spec.rule_sid(OPTS, d) for d in SPEC.decoder.rules}
-REVS = render.current_revs(SPEC)
+REVS = rules.current_revs(SPEC)
 
 
 def test_a_page_per_signature_and_an_index():

@@ -1,4 +1,4 @@
-"""Tests for generator.pcaps: determinism, decoded message counts, port rules, TCP sanity."""
+"""Tests for generator.traffic: determinism, decoded message counts, port rules, TCP sanity."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from scapy.layers.inet import IP, TCP, UDP, defragment
 from scapy.packet import Packet
 from scapy.utils import rdpcap
 
-from generator import pcaps, protocol
-from generator.protocol import DecodeError, Message, TcpStreamDecoder
+from generator import codec
+from generator.codec import DecodeError, Message, TcpStreamDecoder
+from generator.traffic import pcaps, reassembly
 
 NAMES = [s.name for s in pcaps.SCENARIOS]
 POSITIVE = [s.name for s in pcaps.SCENARIOS if not s.negative]
@@ -248,7 +249,7 @@ def decode_pcap(path: pathlib.Path, bounds: Bounds | None = None) -> Decoded:
         assert pkt[UDP].len == 8 + len(payload)
         out.udp_datagrams += 1
         try:
-            msg = protocol.decode(payload)
+            msg = codec.decode(payload)
         except DecodeError:
             continue
         out.counts[f"udp_{msg.kind}"] += 1
@@ -314,7 +315,7 @@ def test_pcap_header_time_and_size(outdir: pathlib.Path, name: str) -> None:
     if name != "scan-week-rollover":  # see test_week_rollover_times
         assert times[0] == pcaps.BASE_TS
         assert times[-1] - times[0] < 900  # well inside epoch week 2968
-        assert protocol.epoch_week(float(times[-1])) == protocol.epoch_week(pcaps.BASE_TS) == 2968
+        assert codec.epoch_week(float(times[-1])) == codec.epoch_week(pcaps.BASE_TS) == 2968
     for pkt in packets:
         assert IP in pkt
         for addr in (pkt[IP].src, pkt[IP].dst):
@@ -348,13 +349,13 @@ def test_decoded_counts_match_expected(outdir: pathlib.Path, name: str) -> None:
 def _computed(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
     """ip's computed ports of these indexes in ts's epoch week, and the neighbouring week's
     when ts is within the slop of a rollover."""
-    weeks = {protocol.epoch_week(ts + d) for d in (-pcaps.WEEK_SLOP, 0, pcaps.WEEK_SLOP)}
-    return {protocol.ports(ip, week)[i] for week in weeks for i in indexes}
+    weeks = {codec.epoch_week(ts + d) for d in (-pcaps.WEEK_SLOP, 0, pcaps.WEEK_SLOP)}
+    return {codec.ports(ip, week)[i] for week in weeks for i in indexes}
 
 
 def _is_message(payload: bytes) -> bool:
     try:
-        protocol.decode(payload)
+        codec.decode(payload)
     except DecodeError:
         return False
     return True
@@ -409,7 +410,7 @@ def test_week_rollover_times(outdir: pathlib.Path) -> None:
     times = [
         float(p.time) - pcaps.ROLLOVER_TS for p in rdpcap(str(outdir / "scan-week-rollover.pcap"))
     ]
-    assert protocol.epoch_week(pcaps.ROLLOVER_TS) == protocol.epoch_week(pcaps.BASE_TS) + 1
+    assert codec.epoch_week(pcaps.ROLLOVER_TS) == codec.epoch_week(pcaps.BASE_TS) + 1
     assert (pcaps.ROLLOVER_TS - 345600) % 604800 == 0
     assert min(times) < -pcaps.WEEK_SLOP and max(times) > pcaps.WEEK_SLOP
 
@@ -428,8 +429,8 @@ def test_negative_volumes(outdir: pathlib.Path) -> None:
     for pkt in random_udp:
         assert 14 <= len(bytes(pkt[UDP].payload)) <= 1400
         assert pkt[UDP].sport >= 2048 and pkt[UDP].dport >= 2048
-        assert not protocol.is_blacklisted(pkt[UDP].sport)
-        assert not protocol.is_blacklisted(pkt[UDP].dport)
+        assert not codec.is_blacklisted(pkt[UDP].sport)
+        assert not codec.is_blacklisted(pkt[UDP].dport)
     random_tcp = rdpcap(str(outdir / "neg-random-tcp.pcap"))
     syns = [p for p in random_tcp if p[TCP].flags == "S"]
     assert len(syns) == 10
@@ -443,7 +444,7 @@ def test_negative_volumes(outdir: pathlib.Path) -> None:
         for p in services
         if p[UDP].dport == 53
         and p[UDP].sport >= 49152
-        and not protocol.is_blacklisted(p[UDP].sport)
+        and not codec.is_blacklisted(p[UDP].sport)
     ]
     assert dns_high
     quic = [p for p in services if 443 in (p[UDP].sport, p[UDP].dport)]
@@ -474,7 +475,7 @@ def _decodes_after_fixing_checksum(payload: bytes) -> bool:
         candidate = bytearray(payload)
         candidate[pos] ^= 1  # flipping a ciphertext bit flips the same plaintext bit
         try:
-            protocol.decode(bytes(candidate))
+            codec.decode(bytes(candidate))
         except DecodeError:
             continue
         return True
@@ -503,7 +504,7 @@ def test_udp_reply_sysinfo(outdir: pathlib.Path) -> None:
     decoded = decode_pcap(outdir / "udp-reply-sysinfo.pcap")
     (probe_pkt, probe), (reply_pkt, reply) = decoded.udp_hits
     assert probe.flags == 0x8001 and probe.noise == b""
-    assert reply.flags & 0x0088 == 0x0088 and not reply.flags & protocol.FLAG_DATA
+    assert reply.flags & 0x0088 == 0x0088 and not reply.flags & codec.FLAG_DATA
     assert reply.sysinfo is not None and len(reply.sysinfo) == 26
     assert (reply_pkt[IP].src, reply_pkt[UDP].sport) == (probe_pkt[IP].dst, probe_pkt[UDP].dport)
     assert (reply.peer_ip, reply.peer_port) == (probe_pkt[IP].src, probe_pkt[UDP].sport)
@@ -559,7 +560,7 @@ def test_large_inputs(outdir: pathlib.Path) -> None:
 
 
 def _listener_ports(ip: str, ts: float, indexes: tuple[int, ...]) -> set[int]:
-    ports = protocol.ports(ip, protocol.epoch_week(ts))
+    ports = codec.ports(ip, codec.epoch_week(ts))
     return {ports[i] for i in indexes}
 
 
@@ -572,7 +573,7 @@ def test_messages_off_generator_ports(outdir: pathlib.Path, name: str) -> None:
         ts = float(pkt.time)
         assert pkt[UDP].dport not in _computed(pkt[IP].dst, ts, (0, 1, 2, 3))
     for _client, _cport, server, sport in decoded.tcp_hits:
-        assert sport not in protocol.ports_at(server, pcaps.BASE_TS)
+        assert sport not in codec.ports_at(server, pcaps.BASE_TS)
 
 
 @pytest.mark.parametrize("name", [n for n in POSITIVE if n not in OFF_GENERATOR])
@@ -586,8 +587,8 @@ def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
         to_listener = udp.dport in _listener_ports(ip.dst, ts, (1, 3))
         from_listener = udp.sport in _listener_ports(ip.src, ts, (1, 3))
         assert to_listener or from_listener
-        assert not protocol.is_blacklisted(udp.sport)
-        assert not protocol.is_blacklisted(udp.dport)
+        assert not codec.is_blacklisted(udp.sport)
+        assert not codec.is_blacklisted(udp.dport)
 
     packets = rdpcap(str(outdir / f"{name}.pcap"))
     syns = {
@@ -599,8 +600,8 @@ def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
         client, cport, server, sport = key if key in syns else (key[2], key[3], key[0], key[1])
         ts = syns[(client, cport, server, sport)]
         assert sport in _listener_ports(server, ts, (0, 2))
-        assert not protocol.is_blacklisted(sport)
-        assert not protocol.is_blacklisted(cport)
+        assert not codec.is_blacklisted(sport)
+        assert not codec.is_blacklisted(cport)
 
 
 # --- TCP well-formedness ---------------------------------------------------------------------
@@ -736,7 +737,7 @@ def test_reorder_bounds_are_exact(outdir: pathlib.Path) -> None:
         assert decode_pcap(past).counts["tcp_control"] == 1  # the server's answer only
         assert decode_pcap(past, more).counts["tcp_control"] == 2
     sizes = [len(p[TCP].payload) for p in rdpcap(str(outdir / "tcp-reorder-bytes-limit.pcap"))]
-    assert sum(sizes) == pcaps._HOLE + b  # one message: the hole and the bytes held
+    assert sum(sizes) == reassembly._HOLE + b  # one message: the hole and the bytes held
 
 
 ENGINE_CASES = yaml.safe_load(

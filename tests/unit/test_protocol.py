@@ -1,4 +1,4 @@
-"""Tests for generator.protocol: every PROTOCOL.md §3 vector plus property tests."""
+"""Tests for generator.codec: every PROTOCOL.md §3 vector plus property tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.protocol import (
+from generator.codec import (
     CHECKSUM_SIZE,
     FLAG_DATA,
     FLAG_ENCODED,
@@ -28,6 +28,7 @@ from generator.protocol import (
     decode,
     encode,
     encode_tcp,
+    encoded_length,
     epoch_week,
     is_blacklisted,
     keystream,
@@ -223,6 +224,7 @@ def messages(draw: st.DrawFn) -> Message:
 def test_round_trip(msg: Message) -> None:
     wire = encode(msg)
     assert decode(wire) == msg
+    assert encoded_length(msg) == len(wire)
     assert msg.kind == ("data" if msg.flags & FLAG_DATA else "control")
     with pytest.raises(DecodeError):
         decode(encode(msg, bad_checksum=True))

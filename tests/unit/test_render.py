@@ -9,7 +9,9 @@ import idstools.rule
 import pytest
 import suricata.update.rule
 
-from generator import render, spec
+from generator import spec
+from generator.targets import pack
+from generator.targets.suricata import lua, rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = spec.load()
@@ -22,25 +24,25 @@ def rules_of(text: str, parser) -> list:
 
 
 def test_committed_files_are_what_make_rules_renders():
-    for rel, text in render.render(SPEC, SPEC.defaults).items():
+    for rel, text in pack.render(SPEC, SPEC.defaults).items():
         assert (ROOT / rel).read_text() == text, f"{rel} is stale: run `make rules`"
 
 
 def test_rendering_is_deterministic():
-    assert render.render(SPEC, SPEC.defaults) == render.render(spec.load(), SPEC.defaults)
+    assert pack.render(SPEC, SPEC.defaults) == pack.render(spec.load(), SPEC.defaults)
 
 
 @pytest.mark.parametrize("parser", [idstools.rule.parse, suricata.update.rule.parse])
 def test_every_rule_parses(parser):
-    rules = rules_of(render.render_rules(SPEC, SPEC.defaults), parser)
+    parsed = rules_of(rules.render_rules(SPEC, SPEC.defaults), parser)
     expected = {spec.rule_sid(SPEC.defaults, r) for s in SPEC.signatures for r in s.rules}
     expected |= {spec.rule_sid(SPEC.defaults, d) for d in SPEC.decoder.rules}
-    assert {r.sid for r in rules} == expected
-    assert len(rules) == len(expected)
+    assert {r.sid for r in parsed} == expected
+    assert len(parsed) == len(expected)
 
 
 def signature_rules(opts: spec.Options) -> dict[str, object]:
-    by_sid = {r.sid: r for r in rules_of(render.render_rules(SPEC, opts), idstools.rule.parse)}
+    by_sid = {r.sid: r for r in rules_of(rules.render_rules(SPEC, opts), idstools.rule.parse)}
     return {
         f"{s.name}/{r.transport}": by_sid[spec.rule_sid(opts, r)]
         for s in SPEC.signatures
@@ -90,11 +92,11 @@ def test_block_tcp_turns_tcp_detected_into_drop():
 
 def test_nets_and_sid_base_reach_every_rule():
     opts = SPEC.options(src_net="$HOME_NET", dst_net="$EXTERNAL_NET", sid_base=5_000_000)
-    rules = rules_of(render.render_rules(SPEC, opts), idstools.rule.parse)
+    parsed = rules_of(rules.render_rules(SPEC, opts), idstools.rule.parse)
     assert all(
-        r.raw.split()[2] == "$HOME_NET" and r.raw.split()[5] == "$EXTERNAL_NET" for r in rules
+        r.raw.split()[2] == "$HOME_NET" and r.raw.split()[5] == "$EXTERNAL_NET" for r in parsed
     )
-    assert all(5_000_000 <= r.sid < 5_001_000 for r in rules)
+    assert all(5_000_000 <= r.sid < 5_001_000 for r in parsed)
 
 
 def test_decoder_rules_never_alert_and_run_first():
@@ -103,7 +105,7 @@ def test_decoder_rules_never_alert_and_run_first():
     for d in SPEC.decoder.rules:
         rule = next(
             r
-            for r in rules_of(render.render_rules(SPEC, SPEC.defaults), idstools.rule.parse)
+            for r in rules_of(rules.render_rules(SPEC, SPEC.defaults), idstools.rule.parse)
             if r.sid == spec.rule_sid(SPEC.defaults, d)
         )
         assert rule.action == "pass" and "noalert;" in rule.raw and "flowint:" in rule.raw
@@ -115,9 +117,9 @@ def test_decoder_rules_never_alert_and_run_first():
 def test_lua_carries_the_decoder_sids_and_protocol():
     opts = SPEC.options(sid_base=7_000_000)
     for e in SPEC.decoder.engines:
-        lua = render.render_lua(SPEC, opts, e)
+        script = lua.render_lua(SPEC, opts, e)
         for d in SPEC.decoder.rules:
             # a script knows its own engine's decoder rules, and only those
-            assert (f"[{spec.rule_sid(opts, d)}] = " in lua) == (d.engine == e)
-        assert f"local BUDGET = {SPEC.decoder.budget}" in lua
-        assert f"local REORDER_BYTES = {SPEC.decoder.reorder_bytes}" in lua
+            assert (f"[{spec.rule_sid(opts, d)}] = " in script) == (d.engine == e)
+        assert f"local BUDGET = {SPEC.decoder.budget}" in script
+        assert f"local REORDER_BYTES = {SPEC.decoder.reorder_bytes}" in script

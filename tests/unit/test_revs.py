@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from generator import cli, render, revs, spec
+from generator import cli, spec
+from generator.targets.suricata import lock, revs, rules
 
 SPEC = spec.load()
-LOCK = revs.lock_path(SPEC.source)
+LOCK = lock.lock_path(SPEC.source)
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def copy(tmp_path) -> Path:
     src = tmp_path / "spec" / Path(SPEC.source).name
     src.parent.mkdir()
     shutil.copy(SPEC.source, src)
-    shutil.copy(LOCK, revs.lock_path(src))
+    shutil.copy(LOCK, lock.lock_path(src))
     return src
 
 
@@ -41,19 +42,19 @@ def test_committed_lock_is_current():
 
 
 def test_lock_covers_every_rule():
-    lock = revs.read_lock(LOCK)
-    assert set(render.default_rules(SPEC)) <= set(lock)
+    locked = lock.read_lock(LOCK)
+    assert set(rules.default_rules(SPEC)) <= set(locked)
 
 
 def test_changing_one_rule_bumps_exactly_its_rev(copy, tmp_path):
-    before = revs.read_lock(revs.lock_path(copy))
+    before = lock.read_lock(lock.lock_path(copy))
     text = copy.read_text()
     # Data_Transfer over TCP reports once per flow instead of every message
     old = "{transport: tcp, sid_offset: 4, action: alert, report: every}"
     assert old in text
     copy.write_text(text.replace(old, old.replace("every", "once_per_flow")))
     assert revs.main(["--spec", str(copy)]) == 0
-    after = revs.read_lock(revs.lock_path(copy))
+    after = lock.read_lock(lock.lock_path(copy))
     sid = SPEC.defaults.sid_base + 4
     assert after[sid].rev == before[sid].rev + 1
     assert after[sid].sha256 != before[sid].sha256
@@ -65,18 +66,18 @@ def test_changing_one_rule_bumps_exactly_its_rev(copy, tmp_path):
 
 
 def test_rerendering_is_idempotent(copy, tmp_path):
-    lock_bytes = revs.lock_path(copy).read_bytes()
+    lock_bytes = lock.lock_path(copy).read_bytes()
     assert revs.main(["--spec", str(copy)]) == 0
     assert revs.main(["--spec", str(copy)]) == 0
-    assert revs.lock_path(copy).read_bytes() == lock_bytes
+    assert lock.lock_path(copy).read_bytes() == lock_bytes
     first = rendered_revs(copy, out=tmp_path / "a")
     assert rendered_revs(copy, out=tmp_path / "b") == first
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
 
 def test_other_options_do_not_touch_the_lock(copy, tmp_path):
-    lock_bytes = revs.lock_path(copy).read_bytes()
-    locked = {s: e.rev for s, e in revs.read_lock(revs.lock_path(copy)).items()}
+    lock_bytes = lock.lock_path(copy).read_bytes()
+    locked = {s: e.rev for s, e in lock.read_lock(lock.lock_path(copy)).items()}
     base = SPEC.defaults.sid_base
     got = rendered_revs(
         copy,
@@ -89,20 +90,20 @@ def test_other_options_do_not_touch_the_lock(copy, tmp_path):
         out=tmp_path / "out",
     )
     assert revs.main(["--spec", str(copy), "--check"]) == 0
-    assert revs.lock_path(copy).read_bytes() == lock_bytes
+    assert lock.lock_path(copy).read_bytes() == lock_bytes
     # the custom ruleset carries the revs of the default rules it derives from
     assert got == {s + 1000: r for s, r in locked.items() if s - base in _offsets()}
 
 
 def _offsets() -> set[int]:
-    return {r.sid_offset for r in render.all_rules(SPEC)}
+    return {r.sid_offset for r in rules.all_rules(SPEC)}
 
 
 def test_missing_lock_starts_every_rule_at_rev_1(copy, tmp_path):
-    revs.lock_path(copy).unlink()
+    lock.lock_path(copy).unlink()
     got = rendered_revs(copy, out=tmp_path / "out")
     assert set(got.values()) == {1}
-    assert not revs.lock_path(copy).exists(), "render reads the lock, never writes it"
+    assert not lock.lock_path(copy).exists(), "render reads the lock, never writes it"
 
 
 @pytest.mark.parametrize(
@@ -118,11 +119,11 @@ def test_missing_lock_starts_every_rule_at_rev_1(copy, tmp_path):
     ],
 )
 def test_bad_lock_is_refused(copy, tmp_path, capsys, lock_text, where):
-    revs.lock_path(copy).write_text(lock_text)
+    lock.lock_path(copy).write_text(lock_text)
     out = tmp_path / "out"
     assert cli.main(["render", "--spec", str(copy), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{revs.lock_path(copy)}: {where}" in err
+    assert f"{lock.lock_path(copy)}: {where}" in err
     assert not out.exists() or not any(out.iterdir()), "no partial output"
     assert revs.main(["--spec", str(copy)]) == 2
-    assert revs.lock_path(copy).read_text() == lock_text, "a bad lock is left as it is"
+    assert lock.lock_path(copy).read_text() == lock_text, "a bad lock is left as it is"

@@ -40,7 +40,7 @@ def test_shipped_spec_loads():
 
 def test_protocol_section_agrees_with_reference_codec():
     """The decoder is rendered from the spec; the codec is written from PROTOCOL.md."""
-    from generator import protocol as P
+    from generator import codec as P
 
     proto = spec.load().protocol
     assert proto.port_blacklist == P.PORT_BLACKLIST
@@ -56,7 +56,7 @@ def test_protocol_section_agrees_with_reference_codec():
     }
     assert {b.name: b.size for b in proto.blocks}["sysinfo"] == P.SYSINFO_SIZE
     assert (proto.week_offset, proto.week_seconds) == (P.EPOCH_OFFSET, P.WEEK_SECONDS)
-    assert proto.port_multiplier == 0x015A4E35  # PROTOCOL.md 1, as protocol.ports() uses it
+    assert proto.port_multiplier == 0x015A4E35  # PROTOCOL.md 1, as codec.ports() uses it
     assert all(proto.blacklisted(p) == P.is_blacklisted(p) for p in range(0x10000))
     allowed = {p for a, b in proto.listener_ports() for p in range(a, b + 1)}
     assert allowed == {p for p in range(0x10000) if not P.is_blacklisted(p)}

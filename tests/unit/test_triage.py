@@ -1,7 +1,7 @@
 """`cfp2p decode`: capture formats, stream and fragment reassembly, summary, errors, bounds.
 
 Expected counts come from the scenarios' own `expect` (and `attempts` where the scenario
-declares it) in generator/pcaps.py; captures in other formats are written here from the
+declares it) in generator/traffic/; captures in other formats are written here from the
 committed pcaps (read back with scapy's RawPcapReader) by small writers of this file.
 """
 
@@ -24,9 +24,11 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import RawPcapReader
 
-from generator import pcaps, protocol, spec, triage
+from generator import codec, spec
+from generator.analysis import capture, report, triage
 from generator.cli import main
-from generator.protocol import DecodeError, Message, decode, encode, encode_tcp
+from generator.codec import DecodeError, Message, decode, encode, encode_tcp
+from generator.traffic import pcaps
 
 PCAPS = pathlib.Path(__file__).resolve().parents[2] / "pcaps"
 SCENARIOS = {s.name: s for s in pcaps.SCENARIOS}
@@ -44,7 +46,7 @@ def pcap_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return out
 
 
-# --- capture writers (independent of generator.capture) --------------------------------------
+# --- capture writers (independent of generator.analysis.capture) -----------------------------
 
 Frames = list[tuple[int, bytes]]  # (time in ns, link-layer bytes)
 
@@ -185,12 +187,12 @@ def test_cli_json_lines(capsys: pytest.CaptureFixture[str], pcap_dir: pathlib.Pa
     for m in messages:
         assert set(m) >= {"time", "src", "dst", "proto", "flags", "kind", "port_match", "noise"}
         assert m["time"].endswith("Z") and m["flags"].startswith("0x") and len(m["flags"]) == 6
-        assert (m["kind"] == "data") == bool(int(m["flags"], 16) & protocol.FLAG_DATA)
+        assert (m["kind"] == "data") == bool(int(m["flags"], 16) & codec.FLAG_DATA)
         assert m["listener"] in (m["src"], m["dst"], None)
 
 
 def test_udp_reply_details(pcap_dir: pathlib.Path) -> None:
-    """The probe goes to the listener's port, the reply comes back from it (pcaps.py)."""
+    """The probe goes to the listener's port, the reply comes back from it (generator/traffic/)."""
     records, summary, _ = decode_file(pcap_dir / "udp-reply-sysinfo.pcap")
     probe, reply = records
     assert probe["time"] == "2026-11-26T12:00:00.000000Z"  # BASE_TS
@@ -200,7 +202,7 @@ def test_udp_reply_details(pcap_dir: pathlib.Path) -> None:
     assert reply["dst"] == probe["src"] and reply["kind"] == "control"
     assert int(reply["flags"], 16) & 0x0088 == 0x0088
     port = int(probe["dst"].split(":")[1])
-    assert port in protocol.ports(pcaps.LISTENER, 2968)[1::2]
+    assert port in codec.ports(pcaps.LISTENER, 2968)[1::2]
     assert summary["scanners"] == [
         {"host": pcaps.PROBER, "destinations": 1, "udp": 1, "tcp": 0, "messages": 1}
     ]
@@ -333,6 +335,32 @@ def test_nanosecond_times(tmp_path: pathlib.Path) -> None:
     (record,), _, _ = decode_file(path)
     assert record["time"] == "2026-11-26T12:00:00.123456Z"
 
+
+
+def pb(order: str, iface: int, ticks: int, data: bytes) -> bytes:
+    """An obsolete pcapng Packet Block (type 2): u16 interface, u16 drops, then as an EPB."""
+    head = struct.pack(
+        order + "HHIIII", iface, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)
+    )
+    return block(order, 2, head + data)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_capture_keeps_nanoseconds_exactly(tmp_path: pathlib.Path, order: str) -> None:
+    """Times stay integer nanoseconds in every format and byte order (a float would not
+    hold the last digits of a 2026 time)."""
+    ts = pcaps.BASE_TS * 10**9 + 123_456_789
+    frame = udp_frame("192.0.2.1", 40000, "203.0.113.200", WEEK_2968_UDP_B, probe())
+    pcap_path = write_pcap(
+        tmp_path / "ns.pcap", [(ts, frame)], nanoseconds=True, big_endian=order == ">"
+    )
+    ng_path = tmp_path / "ns.pcapng"
+    ng_path.write_bytes(
+        shb(order) + idb(order, 1, tsresol=9) + epb(order, 0, ts, frame) + pb(order, 0, ts, frame)
+    )
+    assert [f.ts_ns for f in capture.read(pcap_path)] == [ts]
+    got = list(capture.read(ng_path))
+    assert [(f.ts_ns, f.linktype, f.data) for f in got] == [(ts, 1, frame)] * 2
 
 # --- hand-built packets ----------------------------------------------------------------------
 
@@ -491,7 +519,7 @@ def test_missing_segment_decodes_nothing_after_it(pcap_dir, tmp_path: pathlib.Pa
 
 def test_syn_retransmission_counts_one_connection(tmp_path: pathlib.Path) -> None:
     """Two SYNs with the same seq are one connection; a new seq on the same ports is another."""
-    dport = protocol.ports("203.0.113.200", 2968)[0]
+    dport = codec.ports("203.0.113.200", 2968)[0]
     t = pcaps.BASE_TS * 10**9
     frames = [
         (t, tcp_frame("192.0.2.1", 40000, "203.0.113.200", dport, 1000, SYN)),
@@ -603,7 +631,7 @@ def test_tcp_state_stays_under_its_caps(tmp_path: pathlib.Path) -> None:
     complete session after them still decodes."""
     big = encode_tcp(Message(5, 6, 0x8045, data_flags=1, data=bytes(60000)))
     head = big[:1000]
-    assert triage.message_verdict(head, len(big) - 2, start=2) is None  # undecided: buffered
+    assert codec.message_verdict(head, len(big) - 2, start=2) is None  # undecided: buffered
     t = pcaps.BASE_TS * 10**9
     frames: Frames = []
     for i in range(5000):
@@ -625,7 +653,7 @@ def test_tcp_state_stays_under_its_caps(tmp_path: pathlib.Path) -> None:
 def test_connection_count_is_capped(tmp_path: pathlib.Path) -> None:
     """Bare SYNs hold no bytes: only the connection cap bounds them. Each is still counted."""
     t = pcaps.BASE_TS * 10**9
-    dport = protocol.ports("203.0.113.200", 2968)[0]
+    dport = codec.ports("203.0.113.200", 2968)[0]
     frames = [
         (t, tcp_frame(f"10.0.{i >> 8}.{i & 255}", 40000, "203.0.113.200", dport, i, SYN))
         for i in range(2000)
@@ -826,12 +854,12 @@ def test_progress_bar() -> None:
     import io
 
     stream = io.StringIO()
-    bar = triage.ProgressBar(stream)
-    bar.update(50, 200)
+    bar = report.ProgressBar(stream)
+    bar.update(50, 200)  # tqdm draws the first state at once
     assert "25%" in stream.getvalue() and stream.getvalue().startswith("\r")
     bar.update(100, 200)  # within 0.2 s of the previous draw: not redrawn
     assert "50%" not in stream.getvalue()
-    bar.close()
+    bar.close()  # leave=False: the line is erased
     assert stream.getvalue().endswith("\r")
 
 
@@ -842,13 +870,13 @@ messages = st.builds(
         lo,
         hi,
         flags,
-        peer_ip="192.0.2.1" if flags & protocol.FLAG_PEER else None,
-        peer_port=peer if flags & protocol.FLAG_PEER else None,
-        unknown0=u0 if flags & protocol.FLAG_UNKNOWN0 else None,
-        unknown1=u1 if flags & protocol.FLAG_UNKNOWN1 else None,
-        data_flags=1 if flags & protocol.FLAG_DATA else None,
-        data=data if flags & protocol.FLAG_DATA else None,
-        sysinfo=sysinfo if flags & protocol.FLAG_SYSINFO else None,
+        peer_ip="192.0.2.1" if flags & codec.FLAG_PEER else None,
+        peer_port=peer if flags & codec.FLAG_PEER else None,
+        unknown0=u0 if flags & codec.FLAG_UNKNOWN0 else None,
+        unknown1=u1 if flags & codec.FLAG_UNKNOWN1 else None,
+        data_flags=1 if flags & codec.FLAG_DATA else None,
+        data=data if flags & codec.FLAG_DATA else None,
+        sysinfo=sysinfo if flags & codec.FLAG_SYSINFO else None,
         noise=noise,
     ),
     st.integers(0, 2**32 - 1),
@@ -875,11 +903,11 @@ def decodes(payload: bytes) -> bool:
 @given(messages, st.data())
 def test_verdict_accepts_every_valid_message_and_prefix(msg: Message, data: st.DataObject):
     payload = encode(msg)
-    assert triage.message_verdict(payload, len(payload)) is True
+    assert codec.message_verdict(payload, len(payload)) is True
     cut = data.draw(st.integers(0, len(payload)))
-    assert triage.message_verdict(payload[:cut], len(payload)) is not False
+    assert codec.message_verdict(payload[:cut], len(payload)) is not False
     framed = b"xx" + payload[:cut]
-    assert triage.message_verdict(framed, len(payload), start=2) is not False
+    assert codec.message_verdict(framed, len(payload), start=2) is not False
 
 
 @settings(max_examples=300, deadline=None)
@@ -890,10 +918,10 @@ def test_verdict_matches_decode_on_damaged_messages(msg: Message, data: st.DataO
     payload[pos] ^= 1 << data.draw(st.integers(0, 7))
     cut = data.draw(st.integers(0, len(payload)))
     for candidate in (bytes(payload), bytes(payload[:cut])):
-        assert triage.message_verdict(candidate, len(candidate)) is decodes(candidate)
+        assert codec.message_verdict(candidate, len(candidate)) is decodes(candidate)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=200))
 def test_verdict_matches_decode_on_random_bytes(payload: bytes) -> None:
-    assert triage.message_verdict(payload, len(payload)) is decodes(payload)
+    assert codec.message_verdict(payload, len(payload)) is decodes(payload)

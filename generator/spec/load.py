@@ -1,214 +1,46 @@
-"""The signature spec: loaded and validated once into typed objects.
+"""Loading the spec: YAML to the typed objects of generator.spec.model, checked field by field.
 
-Every renderer is a function of a `Spec` and the `Options` it is rendered with.
-Bad input raises `SpecError`, which names the file, the field and what was expected.
+The reader is hand-written (`_Reader`: typed access to one mapping, with its dotted path)
+rather than pydantic v2: it is about 50 lines, every error names the file and the exact
+field (`signatures[2].rules[0].sid_offset`) with a message written for this spec, and the
+checks across fields (unique names and sid offsets, sid ranges, the protocol's blocks) read
+as plain code. A pydantic model would restate each dataclass as a second class and need a
+translation of its error messages to keep these; so the reader stays, and PyYAML is the
+only dependency.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "spec" / "conficker-p2p.yaml"
-
-ACTIONS = ("alert", "drop")
-TRANSPORTS = ("udp", "tcp")
-# A signature rule may also be an `ip` rule: it sees both transports (the scan count).
-RULE_TRANSPORTS = (*TRANSPORTS, "ip")
-DIRECTIONS = ("to_server", "to_client")
-REPORTS = ("every", "once_per_source", "once_per_flow", "after_scan_count")
-MATCHES = ("control", "data", "any", "scan")
-# sid ranges owned by other rulesets (Snort/Talos, Emerging Threats).
-RESERVED_SIDS = ((1, 999_999), (2_000_000, 2_999_999))
-MAX_SID = 2**31 - 1
-
-
-class SpecError(ValueError):
-    """Bad input: where it is (file and field) and what was expected."""
-
-    def __init__(self, source: str | Path, where: str, problem: str):
-        self.source, self.where, self.problem = str(source), where, problem
-        super().__init__(f"{source}: {where}: {problem}")
-
-
-@dataclass(frozen=True)
-class Options:
-    """Render-time tuning; defaults come from the spec's `parameters`."""
-
-    report_interval: int
-    block_tcp: bool
-    src_net: str
-    dst_net: str
-    sid_base: int
-    scan_count: int
-    scan_seconds: int
-    strict_flags: bool = False  # opt-in: only messages with the flags every one seen has
-
-
-@dataclass(frozen=True)
-class Rule:
-    transport: str
-    sid_offset: int
-    action: str
-    report: str
-    drop_when_block_tcp: bool = False
-
-
-@dataclass(frozen=True)
-class EngineTarget:
-    """A Suricata engine family with a decoder script of its own. `requires` keeps each
-    engine to its own decoder rules: the other engine skips them without an error."""
-
-    name: str  # suricata7, suricata8
-    lua: str  # luajit (Lua 5.1 with the bit library) or lua54 (native integer operators)
-    requires: str  # the rules' `requires:` condition, e.g. "version >= 8"
-    lua_script: str
-    sid_offset: int  # added to each decoder rule's sid_offset
-
-
-@dataclass(frozen=True)
-class DecoderRule:
-    """One decoder rule of one engine (the spec lists each rule once; loading gives every
-    engine its own copy, with the engine's sid offset added)."""
-
-    transport: str
-    direction: str
-    sid_offset: int
-    syn: bool = False  # the handshake (SYN to_server, SYN-ACK to_client) instead of payload
-    engine: EngineTarget | None = None
-
-    @property
-    def listener(self) -> str:
-        """Which end of the packet is the Conficker listener: dst (to_server) or src."""
-        return "dst" if self.direction == "to_server" else "src"
-
-    @property
-    def counts_attempts(self) -> bool:
-        """Its packets are attempts on the destination for the scan count: UDP
-        messages to a server, TCP connection attempts."""
-        return (self.syn and self.direction == "to_server") or (
-            self.transport,
-            self.direction,
-        ) == ("udp", "to_server")
-
-
-@dataclass(frozen=True)
-class Decoder:
-    msg: str
-    max_streams: int
-    budget: int
-    port_cache: int
-    udp_flows: int
-    week_slop: int
-    reorder_bytes: int  # TCP bytes held ahead of a gap, per direction
-    reorder_segments: int  # ... in at most this many pieces
-    reorder_total: int  # TCP bytes held ahead of gaps by all directions of a Lua state
-    engines: tuple[EngineTarget, ...]
-    rules: tuple[DecoderRule, ...]  # every engine's, in engine order
-
-    def rules_of(self, engine: EngineTarget) -> tuple[DecoderRule, ...]:
-        return tuple(d for d in self.rules if d.engine == engine)
-
-
-@dataclass(frozen=True)
-class Docs:
-    about: str
-    false_positives: str
-    false_negatives: str
-    default_risk: str
-    systems_affected: str
-    remediation: str
-
-
-@dataclass(frozen=True)
-class Signature:
-    name: str
-    msg: str
-    classtype: str
-    priority: int
-    severity: str
-    matches: str
-    created_at: str
-    updated_at: str
-    rules: tuple[Rule, ...]
-    docs: Docs
-
-
-@dataclass(frozen=True)
-class Block:
-    name: str
-    flag: int
-    size: int
-    length_at: int | None = None
-
-
-@dataclass(frozen=True)
-class Protocol:
-    key_size: int
-    flags_size: int
-    checksum_size: int
-    tcp_length_size: int
-    data_flag: int
-    # strict_flags: flag bits every message seen carries, per transport
-    seen_flags: dict[str, int]
-    blocks: tuple[Block, ...]
-    week_offset: int
-    week_seconds: int
-    port_multiplier: int
-    port_blacklist: tuple[int, ...]
-
-    @property
-    def min_message(self) -> int:
-        return self.key_size + self.flags_size + self.checksum_size
-
-    def blacklisted(self, port: int) -> bool:
-        return bool((self.port_blacklist[port >> 10] >> ((port >> 5) & 31)) & 1)
-
-    def listener_ports(self) -> list[tuple[int, int]]:
-        """The ports a Conficker host may listen on, as inclusive ranges."""
-        ranges: list[tuple[int, int]] = []
-        for port in range(0x10000):
-            if self.blacklisted(port):
-                continue
-            if ranges and ranges[-1][1] == port - 1:
-                ranges[-1] = (ranges[-1][0], port)
-            else:
-                ranges.append((port, port))
-        return ranges
-
-
-@dataclass(frozen=True)
-class Pack:
-    name: str
-    rules_file: str
-    flowint_prefix: str
-
-
-@dataclass(frozen=True)
-class Spec:
-    source: str
-    pack: Pack
-    decoder: Decoder
-    defaults: Options
-    signatures: tuple[Signature, ...]
-    metadata: dict[str, str]
-    references: tuple[str, ...]
-    protocol: Protocol
-
-    def options(self, **overrides: Any) -> Options:
-        """The spec's defaults with the given (non-None) overrides, validated."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        opts = dataclasses.replace(self.defaults, **given)
-        _check_options(opts, self.source, "option")
-        _check_sids(self, opts)
-        return opts
-
-
-# --- loading -------------------------------------------------------------------------------
+from .model import (
+    ACTIONS,
+    DEFAULT_SPEC,
+    DIRECTIONS,
+    MATCHES,
+    REPORTS,
+    RULE_TRANSPORTS,
+    TRANSPORTS,
+    Block,
+    Decoder,
+    DecoderRule,
+    Docs,
+    EngineTarget,
+    Options,
+    Pack,
+    Protocol,
+    Rule,
+    Signature,
+    Spec,
+    SpecError,
+    _all_rules,
+    _check_options,
+    _check_sids,
+)
 
 
 class _Reader:
@@ -289,18 +121,29 @@ def _kind(value: Any) -> str:
 
 def load(path: str | Path = DEFAULT_SPEC) -> Spec:
     """Read and validate a spec file; raises SpecError on any problem."""
-    source = str(path)
+    return parse(read_yaml(path), str(path))
+
+
+_REQUIRED: Any = object()
+
+
+def read_yaml(
+    path: str | Path, error: type[SpecError] = SpecError, missing: Any = _REQUIRED
+) -> Any:
+    """The YAML document at path. A problem raises `error` (SpecError or a subclass of it)
+    naming the file and the line; a missing file gives `missing` when one is given."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise SpecError(source, "file", f"cannot read: {err.strerror}") from None
+        if isinstance(err, FileNotFoundError) and missing is not _REQUIRED:
+            return missing
+        raise error(path, "file", f"cannot read: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "file"
-        raise SpecError(source, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
-    return parse(data, source)
+        raise error(path, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
 
 
 def parse(data: Any, source: str) -> Spec:
@@ -431,32 +274,6 @@ def _defaults(r: _Reader) -> Options:
     return opts
 
 
-def _check_options(opts: Options, source: str, where: str) -> None:
-    for name, unit in (
-        ("report_interval", "seconds"),
-        ("scan_count", "attempts"),
-        ("scan_seconds", "seconds"),
-    ):
-        if getattr(opts, name) <= 0:
-            raise SpecError(
-                source,
-                f"{where}.{name}",
-                f"expected a positive number of {unit}, got {getattr(opts, name)}",
-            )
-    for name in ("src_net", "dst_net"):
-        value = getattr(opts, name)
-        if not value or any(c in value for c in " ;()\"'"):
-            raise SpecError(
-                source,
-                f"{where}.{name}",
-                f"expected a Suricata address (any, $HOME_NET, 10.0.0.0/8, [..]), got {value!r}",
-            )
-    if opts.sid_base <= 0:
-        raise SpecError(
-            source, f"{where}.sid_base", f"expected a positive sid, got {opts.sid_base}"
-        )
-
-
 def _signature(r: _Reader) -> Signature:
     rules = []
     for rr in r.children("rules"):
@@ -545,16 +362,6 @@ def _protocol(r: _Reader) -> Protocol:
     return proto
 
 
-def _all_rules(spec: Spec) -> list[tuple[str, Rule | DecoderRule]]:
-    """Every rendered rule with the spec path that defines it."""
-    found: list[tuple[str, Rule | DecoderRule]] = [
-        (f"decoder.rules[{j}]", rule) for j, rule in enumerate(spec.decoder.rules)
-    ]
-    for i, sig in enumerate(spec.signatures):
-        found += [(f"signatures[{i}].rules[{j}]", rule) for j, rule in enumerate(sig.rules)]
-    return found
-
-
 def _check_unique(spec: Spec) -> None:
     names: set[str] = set()
     for i, sig in enumerate(spec.signatures):
@@ -572,42 +379,3 @@ def _check_unique(spec: Spec) -> None:
                 f"duplicate sid offset {rule.sid_offset} (also {offsets[rule.sid_offset]})",
             )
         offsets[rule.sid_offset] = where
-
-
-def _check_sids(spec: Spec, opts: Options) -> None:
-    for where, rule in _all_rules(spec):
-        sid = opts.sid_base + rule.sid_offset
-        owned = [r for r in RESERVED_SIDS if r[0] <= sid <= r[1]]
-        if owned:
-            why = f"inside {owned[0][0]}-{owned[0][1]}, which other rulesets own"
-        elif sid > MAX_SID:
-            why = f"above the largest sid {MAX_SID}"
-        else:
-            continue
-        raise SpecError(
-            spec.source,
-            f"{where}.sid_offset",
-            f"sid {sid} (sid_base {opts.sid_base} + {rule.sid_offset}) is {why}; "
-            f"choose another sid_base",
-        )
-
-
-def rule_sid(opts: Options, rule: Rule | DecoderRule) -> int:
-    return opts.sid_base + rule.sid_offset
-
-
-__all__ = [
-    "Spec",
-    "SpecError",
-    "Options",
-    "Signature",
-    "Rule",
-    "Protocol",
-    "Block",
-    "Docs",
-    "Pack",
-    "load",
-    "parse",
-    "rule_sid",
-    "DEFAULT_SPEC",
-]

@@ -8,8 +8,10 @@ the locked rev + 1; a new sid starts at rev 1; an unchanged rule keeps its rev.
 Revs follow the default ruleset, the one the repository publishes: the hashes are
 always taken from the default render, so rendering with other options (`--block-tcp
 true`, another `--sid-base`) never bumps a rev; such a ruleset carries the revs of the
-default rules it derives from. Only `python -m generator.revs` (run by `make rules`)
-writes the lock; `cfp2p render` reads it and renders with the revs it resolves to.
+default rules it derives from. Only revs.py (`python -m generator.targets.suricata.revs`,
+run by `make rules`) writes the lock; `cfp2p render` reads it (rules.current_revs) and
+renders with the revs it resolves to. This module knows the lock file only: it renders
+nothing, so the rules import it and not the other way round.
 
 An entry whose sid left the spec stays in the lock, so that a sid that comes back
 continues from its last rev.
@@ -17,24 +19,22 @@ continues from its last rev.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .spec import SpecError
+from ...spec import SpecError
+from ...spec.load import read_yaml
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REV = re.compile(r" rev:\d+;")
 HEADER = """\
 # Revs of the rendered rules: sid -> rule, rev, sha256 of the rule rendered with the
 # spec's default options, without its rev. Written by `make rules` (python -m
-# generator.revs), which bumps the rev of a rule whose text changed; do not edit.
+# generator.targets.suricata.revs), which bumps the rev of a rule whose text
+# changed; do not edit.
 """
 
 
@@ -71,18 +71,7 @@ def fingerprint(rule_text: str) -> str:
 
 def read_lock(path: Path) -> dict[int, Entry]:
     """The lock's entries; a missing lock is empty (every rule starts at rev 1)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        raise LockError(path, "file", f"cannot read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "file"
-        raise LockError(path, where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, LockError, missing=None)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -144,37 +133,3 @@ def write_lock(path: Path, lock: dict[int, Entry]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(format_lock(lock), encoding="utf-8")
     tmp.replace(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from . import render, spec
-
-    parser = argparse.ArgumentParser(
-        prog="python -m generator.revs",
-        description="Bump the rev of every rule whose rendered text changed; write the lock.",
-    )
-    parser.add_argument("--spec", type=Path, default=spec.DEFAULT_SPEC, help="spec file")
-    parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 when the lock is out of date"
-    )
-    args = parser.parse_args(argv)
-    try:
-        loaded = spec.load(args.spec)
-        path = lock_path(loaded.source)
-        resolved = resolve(read_lock(path), render.default_rules(loaded))
-    except SpecError as err:
-        print(f"revs: error: {err}", file=sys.stderr)
-        return 2
-    if args.check:
-        for line in resolved.changed:
-            print(f"revs: out of date: {line}", file=sys.stderr)
-        return 1 if resolved.changed else 0
-    if resolved.changed or not path.exists():
-        write_lock(path, resolved.lock)
-    for line in resolved.changed:
-        print(f"revs: {line}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

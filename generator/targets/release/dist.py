@@ -1,6 +1,6 @@
 """Release: the pack as a suricata-update source, built reproducibly.
 
-`python -m generator.dist` (`make dist`) writes into dist/:
+`python -m generator.targets.release.dist` (`make dist`) writes into dist/:
 
     conficker-p2p-<version>.tar.gz       rules, Lua script, sid-msg.map (v2), docs,
                                          LICENSE, VERSION, CHANGELOG.md
@@ -35,9 +35,12 @@ from pathlib import Path
 
 import idstools.rule
 
-from . import render, revs, spec
+from ... import spec
+from ..pack import render
+from ..suricata import lock
+from ..suricata.rules import default_rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 VENDOR = "The conficker-p2p pack authors"
 # Oldest Suricata the pack loads on (Lua rules with the payload buffer, as rendered).
 MIN_VERSION = "7.0.0"
@@ -116,16 +119,14 @@ def _read(path: Path) -> bytes:
 
 def contents(loaded: spec.Spec, root: Path) -> dict[str, bytes]:
     """The archive's files by path inside `<name>-<version>/`."""
-    resolved = revs.resolve(
-        revs.read_lock(revs.lock_path(loaded.source)), render.default_rules(loaded)
-    )
+    resolved = lock.resolve(lock.read_lock(lock.lock_path(loaded.source)), default_rules(loaded))
     if resolved.changed:
         raise DistError(
-            f"{revs.lock_path(loaded.source)}: out of date ({'; '.join(resolved.changed)}); "
+            f"{lock.lock_path(loaded.source)}: out of date ({'; '.join(resolved.changed)}); "
             "run `make rules` and commit"
         )
     ver = version(root)
-    rendered = render.render(loaded, loaded.defaults)
+    rendered = render(loaded, loaded.defaults)
     rules = rendered[f"rules/{loaded.pack.rules_file}"]
     files = {
         f"rules/{loaded.pack.rules_file}": rules.encode(),
@@ -220,7 +221,9 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generator.dist", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m generator.targets.release.dist", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder")
     parser.add_argument(
         "--base-url",

@@ -1,53 +1,18 @@
-"""Renderers: each output is a small function of the Spec and the render Options."""
+"""The Suricata rules file: decoder rules (one set per engine, by `requires:`) and the
+signature rules, rendered from the spec and the render options; and the revs they carry,
+read from the rev lock (lock.py) against the rules rendered with the spec's defaults."""
 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 
-import jinja2
+from ...spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
+from ..common import Names, banner, environment, options_line
+from . import lock
 
-from . import revs as revs_mod
-from .spec import DecoderRule, EngineTarget, Options, Rule, Signature, Spec, rule_sid
-
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-BANNER = "Generated from {source} by `cfp2p render`; do not edit: change the spec and render."
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-)
-
-
-@dataclass(frozen=True)
-class Names:
-    """Names of the flowints, flowvars and flowbits the rules and the decoder share."""
-
-    decoded: str  # never set: makes Suricata run the decoder rules first
-    control: str  # per packet: valid control messages
-    data: str  # per packet: valid data-transfer messages
-    any: str  # per packet: valid messages of either kind
-    scan: str  # per packet: 1 for an attempt on a computed port
-    syn: str  # per flow: connection attempts the decoder has seen
-    session: str  # per flow: 1 once the flow carried a valid message
-    skip: str  # per flow: 1 once the flow showed it is not Conficker
-    flags: str  # flowvar: flags of the last valid message
-    kind: str  # flowvar: control or data
-    port_match: str  # flowvar: whether the listener port is a computed port
-    seq_to_server: str  # per flow: sequence number the client's data starts at (SYN)
-    seq_to_client: str  # per flow: sequence number the server's data starts at (SYN-ACK)
-
-    @classmethod
-    def of(cls, spec: Spec) -> Names:
-        p = spec.pack.flowint_prefix
-        return cls(**{f.name: f"{p}_{f.name}" for f in fields(cls)} | {"any": f"{p}_messages"})
+_env = environment(Path(__file__).resolve().parent / "templates")
 
 
 def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str) -> str:
@@ -97,15 +62,6 @@ def _ports(spec: Spec) -> str:
         _, i = min(gaps)
         ranges[i : i + 2] = [(ranges[i][0], ranges[i + 1][1])]
     return _port_list(ranges)
-
-
-def _banner(spec: Spec) -> str:
-    # The file name only: the output must not depend on where the spec was read from.
-    return BANNER.format(source=Path(spec.source).name)
-
-
-def options_line(opts: Options) -> str:
-    return ", ".join(f"{f.name}={getattr(opts, f.name)}" for f in fields(opts))
 
 
 def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
@@ -180,8 +136,8 @@ def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:
 
 def current_revs(spec: Spec) -> dict[int, int]:
     """Rev of each rule, by sid offset, from the lock beside the spec (read only)."""
-    lock = revs_mod.read_lock(revs_mod.lock_path(spec.source))
-    by_sid = revs_mod.resolve(lock, default_rules(spec)).revs
+    locked = lock.read_lock(lock.lock_path(spec.source))
+    by_sid = lock.resolve(locked, default_rules(spec)).revs
     return {r.sid_offset: by_sid[rule_sid(spec.defaults, r)] for r in all_rules(spec)}
 
 
@@ -192,7 +148,7 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
     names = Names.of(spec)
     ports = _ports(spec)  # one port list for every decoder rule
     return _env.get_template("rules.j2").render(
-        banner=_banner(spec),
+        banner=banner(spec),
         options_line=options_line(opts),
         spec=spec,
         o=opts,
@@ -206,73 +162,3 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
         report=lambda sig, rule: _report_keywords(spec, sig, rule, opts),
         metadata=lambda sig: _metadata(spec, sig),
     )
-
-
-# What setting up a frame counts as against the per-call budget, beside its hashed bytes,
-# so that the budget bounds a call's VM instructions however the bytes are cut into
-# messages. Measured under Lua 5.4 (count hook, Suricata 8's script, bench.luacount's
-# adversarial cases): a data block costs about 9 instructions a byte, and a segment packed
-# with messages that carry every block and a short data block costs the most per byte;
-# at 64 such a segment reached 190,000 instructions, at 96 every case stays at or under
-# about 175,000 (a datagram or data block at the budget).
-FRAME_COST = 96
-
-
-def render_lua(spec: Spec, opts: Options, engine: EngineTarget) -> str:
-    """The decoder script of one engine: the shared parts and the engine's own
-    primitives (cipher, checksum, bit operations) and adapter (buffers, flowints)."""
-    return _env.get_template("lua/decoder.lua.j2").render(
-        banner=_banner(spec),
-        engine=engine,
-        rules=spec.decoder.rules_of(engine),
-        p=spec.protocol,
-        d=spec.decoder,
-        frame_cost=FRAME_COST,
-        o=opts,
-        names=Names.of(spec),
-        sid=lambda rule: rule_sid(opts, rule),
-    )
-
-
-def render(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> dict[str, str]:
-    """Every rendered file, by its path relative to the output folder. Revs (by sid
-    offset) come from the rev lock beside the spec unless given."""
-    from .docs import render_docs  # docs builds on this module
-
-    revs = current_revs(spec) if revs is None else revs
-    return {
-        f"rules/{spec.pack.rules_file}": render_rules(spec, opts, revs),
-        **{f"lua/{e.lua_script}": render_lua(spec, opts, e) for e in spec.decoder.engines},
-        **{f"docs/{rel}": text for rel, text in render_docs(spec, opts, revs).items()},
-    }
-
-
-def write_tree(files: dict[str, str], out: Path) -> None:
-    """Write the files under `out` all at once: into a temporary folder first, then
-    move each top-level folder into place, so that a failure leaves no partial output."""
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
-        for rel, text in files.items():
-            path = Path(tmp, rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        for top in sorted({Path(rel).parts[0] for rel in files}):
-            dest = out / top
-            if dest.exists():
-                old = Path(tmp, f".old-{top}")
-                dest.rename(old)
-            Path(tmp, top).rename(dest)
-
-
-__all__ = [
-    "render",
-    "render_rules",
-    "render_lua",
-    "default_rules",
-    "current_revs",
-    "rule_lines",
-    "rule_name",
-    "write_tree",
-    "Names",
-    "options_line",
-]

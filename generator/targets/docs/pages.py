@@ -14,8 +14,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .render import _banner, _env, options_line
-from .spec import DecoderRule, Options, Rule, Signature, Spec, SpecError, rule_sid
+from ...spec import DecoderRule, Options, Rule, Signature, Spec, SpecError, rule_sid
+from ..common import banner, environment, options_line
+
+_env = environment(Path(__file__).resolve().parent / "templates")
 
 # Fields of an eve alert that differ between runs of the same pcap (flow_id) or with
 # the engine's time zone (timestamps); everything else must match on a re-run.
@@ -189,7 +191,7 @@ def tuning_files(spec: Spec, opts: Options) -> dict[str, str]:
     scan = [s for s in spec.signatures if s.matches == "scan"]
     limited = [(s, r) for s in control for r in s.rules if r.report == "once_per_source"]
     ctx = dict(
-        banner=_banner(spec),
+        banner=banner(spec),
         spec=spec,
         o=opts,
         control=control,
@@ -211,7 +213,7 @@ def render_docs(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str,
     decoder = [(d, rule_sid(opts, d), revs.get(d.sid_offset, 0)) for d in spec.decoder.rules]
     decoder_sids = sorted(s for _, s, _ in decoder)
     common = dict(
-        banner=_banner(spec),
+        banner=banner(spec),
         options_line=options_line(opts),
         spec=spec,
         o=opts,

@@ -1,0 +1,23 @@
+"""The whole rendered pack (`cfp2p render`): the Suricata rules and scripts and the docs,
+by path in one tree, with the revs of the rev lock. It imports the targets; none of them
+imports it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..spec import Options, Spec
+from .docs import render_docs
+from .suricata.lua import render_lua
+from .suricata.rules import current_revs, render_rules
+
+
+def render(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> dict[str, str]:
+    """Every rendered file, by its path relative to the output folder. Revs (by sid
+    offset) come from the rev lock beside the spec unless given."""
+    revs = current_revs(spec) if revs is None else revs
+    return {
+        f"rules/{spec.pack.rules_file}": render_rules(spec, opts, revs),
+        **{f"lua/{e.lua_script}": render_lua(spec, opts, e) for e in spec.decoder.engines},
+        **{f"docs/{rel}": text for rel, text in render_docs(spec, opts, revs).items()},
+    }
