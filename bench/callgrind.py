@@ -23,7 +23,9 @@ from collections import Counter
 from pathlib import Path
 
 from bench import inputs
-from bench.run import ENGINES, ROOT, Bench, Pack, machine
+from bench.arms import Pack
+from bench.harness import ENGINES, ROOT
+from bench.runner import Bench, machine
 
 OUT = ROOT / "bench" / "CALLGRIND.md"
 

@@ -31,18 +31,11 @@ import time
 from pathlib import Path
 
 from bench import inputs
-from bench.run import (
-    ENGINES,
-    LUA_KEYWORD,
-    PROFILE_INPUTS,
-    ROOT,
-    Arm,
-    Bench,
-    Pack,
-    count_invocations,
-    machine,
-    measure,
-)
+from bench.arms import Arm, Pack
+from bench.harness import ENGINES, ROOT
+from bench.inputs import PROFILE_INPUTS
+from bench.rulemodel import LUA_KEYWORD
+from bench.runner import Bench, count_invocations, machine, measure
 
 OUT = ROOT / "bench" / "PROFILE.md"
 OUT_VARIANTS = ROOT / "bench" / "VARIANTS.md"

@@ -16,7 +16,9 @@ from engines import ENGINES  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
-from bench import inputs, luacount, rulemodel, run  # noqa: E402
+from bench import arms as bench_arms  # noqa: E402
+from bench import cli, inputs, luacount, replay, rulemodel, stats, worstcase  # noqa: E402
+from bench import report as bench_report  # noqa: E402
 from generator import codec as protocol  # noqa: E402
 
 
@@ -71,25 +73,25 @@ def test_predicted_invocations_follow_the_rule_headers(tiny):
     flood = tiny["flood"]
     some = sorted(flood.roles["udp/c2s"])[:3]
 
-    def pack(*lines: str) -> run.Pack:
-        return run.Pack("x.rules", "\n".join(lines) + "\n", {"x.lua": ""})
+    def pack(*lines: str) -> bench_arms.Pack:
+        return bench_arms.Pack("x.rules", "\n".join(lines) + "\n", {"x.lua": ""})
 
     any_port = "pass udp any any -> any any (flow:to_server; dsize:>=14; lua:x.lua; sid:1;)"
-    assert run.predict_invocations(pack(any_port), flood) == flood.packets
+    assert bench_arms.predict_invocations(pack(any_port), flood) == flood.packets
     listed = (
         f"pass udp any any -> any [{some[0]},{some[1]}:{some[2]}] "
         "(flow:to_server; lua:x.lua; sid:1;)"
     )
     want = sum(flood.roles["udp/c2s"][p] for p in some)
-    assert run.predict_invocations(pack(listed), flood) == want
+    assert bench_arms.predict_invocations(pack(listed), flood) == want
     to_client = "pass udp any any -> any any (flow:to_client; lua:x.lua; sid:2;)"
-    assert run.predict_invocations(pack(to_client), flood) == 0
+    assert bench_arms.predict_invocations(pack(to_client), flood) == 0
     negated = "pass udp any any -> any [!53] (flow:to_server; lua:x.lua; sid:3;)"
-    assert run.predict_invocations(pack(negated), flood) is None
+    assert bench_arms.predict_invocations(pack(negated), flood) is None
 
 
 def test_instrumented_arms_keep_the_decoder_rules():
-    p = run.Pack.load(ROOT / "rules", ROOT / "lua")
+    p = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
     arms = p.arms()
     count = arms["count"].files[p.rules_name].decode().splitlines()
     assert len(count) == len(p.decoder_lines()) > 0
@@ -115,9 +117,9 @@ SIGNATURE = 'alert udp any any -> any any (msg:"x"; flowint:v,>,0; sid:90;)'
 SCRIPT = "function init(args)\n  return {}\nend\n\nfunction match(args)\n  return 0\nend\n"
 
 
-def _two_engine_pack() -> run.Pack:
+def _two_engine_pack() -> bench_arms.Pack:
     rules = "\n".join(["# comment", S7_RULE, S8_RULE, S8_SYNACK, SIGNATURE]) + "\n"
-    return run.Pack("x.rules", rules, {"s7.lua": SCRIPT, "s8.lua": SCRIPT})
+    return bench_arms.Pack("x.rules", rules, {"s7.lua": SCRIPT, "s8.lua": SCRIPT})
 
 
 def test_requires_admits_one_engine_each():
@@ -151,14 +153,14 @@ def test_predicted_invocations_count_only_the_engines_rules(tiny):
     udp = sum(n for port, n in mix.roles.get("udp/c2s", {}).items() if 1000 <= port <= 2000)
     synack = sum(n for port, n in mix.roles.get("tcp/synack", {}).items()
                  if 1000 <= port <= 2000)
-    assert run.predict_invocations(p, mix, V7) == udp
-    assert run.predict_invocations(p, mix, V8) == udp + synack
-    assert run.predict_invocations(p, mix) == 2 * udp + synack
+    assert bench_arms.predict_invocations(p, mix, V7) == udp
+    assert bench_arms.predict_invocations(p, mix, V8) == udp + synack
+    assert bench_arms.predict_invocations(p, mix) == 2 * udp + synack
     assert sum(mix.roles["tcp/synack"].values()) > 0  # the mix has handshakes
 
 
 def test_bundled_arms():
-    p = run.Pack.load(ROOT / "rules", ROOT / "lua")
+    p = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
     bundled = 'alert ip any any -> any any (msg:"bundled"; sid:2200000;)\n'
     arms = p.arms(bundled)
     assert arms["bundled"].files == {"bundled.rules": bundled.encode()}
@@ -168,12 +170,12 @@ def test_bundled_arms():
     assert set(p.lua) <= set(both.files)  # the pack's scripts beside the rules
 
 
-def _sample(arm: str, cpu: float, rss: float = 100.0) -> run.Sample:
-    return run.Sample(arm, cpu, cpu, rss, {}, run.Counter(), [], (1, 0, 0))
+def _sample(arm: str, cpu: float, rss: float = 100.0) -> stats.Sample:
+    return stats.Sample(arm, cpu, cpu, rss, {}, stats.Counter(), [], (1, 0, 0))
 
 
-def _cell(runs: dict[str, list[float]]) -> run.Cell:
-    cell = run.Cell()
+def _cell(runs: dict[str, list[float]]) -> stats.Cell:
+    cell = stats.Cell()
     for r in range(max(len(v) for v in runs.values())):
         for arm, values in runs.items():
             if r < len(values):
@@ -203,10 +205,10 @@ def test_noise_floor_and_below_noise():
     assert _cell({"none": [1.0], "pack": [1.1]}).noise() is None
 
 
-def _report(cells: dict[str, run.Cell], profile: bool = False) -> run.Report:
-    p = run.Pack.load(ROOT / "rules", ROOT / "lua")
+def _report(cells: dict[str, stats.Cell], profile: bool = False) -> bench_report.Report:
+    p = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
     infos = {name: inputs.InputInfo(name, name, "-", packets=1000) for name in cells}
-    rep = run.Report(run.dt.datetime.now(run.dt.UTC), 1.0, 3, p, infos,
+    rep = bench_report.Report(bench_report.dt.datetime.now(bench_report.dt.UTC), 1.0, 3, p, infos,
                      versions={"suricata8": "8.0.8"})
     for name, cell in cells.items():
         cell.invocations = cell.predicted = 500
@@ -230,7 +232,7 @@ def test_budgets_use_the_fastest_runs_and_print_the_noise_floor():
 
 
 def test_report_tables_print_the_aa_arm_and_below_noise():
-    arms = {a: [1.0, 1.1, 1.05] for a in run.PROFILE_ARMS}
+    arms = {a: [1.0, 1.1, 1.05] for a in bench_arms.PROFILE_ARMS}
     arms["none-b"] = [1.1, 1.0, 1.05]
     arms["pack"] = [3.0, 3.1, 3.2]
     rep = _report({"flood": _cell(arms)}, profile=True)
@@ -251,9 +253,9 @@ def test_a_negative_part_beyond_the_floor_is_labelled_noise():
     cell = _cell({"none": [1.0, 1.0, 1.01], "none-b": [1.0, 1.01, 1.0],
                   "detect-on": [0.8, 0.9], "pack": [1.5, 1.6]})
     assert cell.noise() == pytest.approx(0.01)
-    assert run._part(cell.part("detect-on", "none"), 1000) == "noise (-200.00)"
-    assert run._part(cell.part("pack", "none"), 1000) == "500.00"
-    assert run._part(cell.part("none-b", "none"), 1000) == "below noise"
+    assert bench_report._part(cell.part("detect-on", "none"), 1000) == "noise (-200.00)"
+    assert bench_report._part(cell.part("pack", "none"), 1000) == "500.00"
+    assert bench_report._part(cell.part("none-b", "none"), 1000) == "below noise"
 
 
 def test_a_saved_run_renders_the_same_report(tmp_path):
@@ -262,10 +264,10 @@ def test_a_saved_run_renders_the_same_report(tmp_path):
     rep = _report({"mix": mix})
     mix.counts = luacount.Counts("lua54", candidates=10, invocations=8, instructions=8000,
                                  max_call=2000, deciphered=80, scripts=["x.lua"])
-    rep.worst["suricata8"] = [luacount.Worst("udp-max-data", "a datagram", 10, 300_000, 59)]
-    run.save_run(rep, tmp_path / "run.json")
+    rep.worst["suricata8"] = [worstcase.Worst("udp-max-data", "a datagram", 10, 300_000, 59)]
+    replay.save_run(rep, tmp_path / "run.json")
     text = rep.markdown()
-    assert run.load_run(tmp_path / "run.json").markdown() == text
+    assert replay.load_run(tmp_path / "run.json").markdown() == text
     assert "| udp-max-data | a datagram | 300,000 (10; 59) |" in text
     assert "| suricata8 | adversarial | Lua VM instructions of one call, worst case | <= 250,000 " \
            "| 300,000 (udp-max-data) | - | **NOT MET** |" in text
@@ -285,7 +287,7 @@ def test_bytes_deciphered_follow_the_codec():
 
 @pytest.mark.parametrize("runtime", ["lua54", "luajit"])
 def test_lua_instructions_are_counted_on_a_tiny_input(tiny, runtime):
-    p = run.Pack.load(ROOT / "rules", ROOT / "lua")
+    p = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
     version = V8 if runtime == "lua54" else V7
     sels = rulemodel.selectors(p.decoder_lines(version))
     flood = Path(tiny["flood"].path)
@@ -300,22 +302,22 @@ def test_lua_instructions_are_counted_on_a_tiny_input(tiny, runtime):
     mix = luacount.count_input(Path(tiny["mix"].path), sels, p.scripts(version), runtime,
                                10**6, every=100)
     assert not mix.truncated and 0 < mix.invocations <= mix.candidates
-    assert mix.candidates == run.predict_invocations(p, tiny["mix"], version)
+    assert mix.candidates == bench_arms.predict_invocations(p, tiny["mix"], version)
 
 
 def test_worst_case_search_finds_a_costlier_call(monkeypatch):
-    p = run.Pack.load(ROOT / "rules", ROOT / "lua")
-    monkeypatch.setattr(luacount, "CASES", [c for c in luacount.CASES
+    p = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
+    monkeypatch.setattr(worstcase, "CASES", [c for c in worstcase.CASES
                                             if c.name in ("udp-mtu-data", "tcp-mss-minimal")])
     sels = rulemodel.selectors(p.decoder_lines(V8))
     script = next(iter(p.scripts(V8).values()))
     sids = {"udp": next(s.sid for s in sels if "udp/c2s" in s.roles),
             "tcp": next(s.sid for s in sels if "tcp/c2s" in s.roles)}
-    worst = {w.case: w for w in luacount.worst_cases(script, "lua54", sids, points=3)}
+    worst = {w.case: w for w in worstcase.worst_cases(script, "lua54", sids, points=3)}
     udp = worst["udp-mtu-data"]
     assert udp.data_len > 0 and udp.deciphered > udp.data_len
     plain = luacount.Counted(script, "lua54", sids["udp"]).call(
-        sec=luacount.ROLLOVER_SEC, **luacount._udp_call(luacount._pad(luacount.message(None),
+        sec=worstcase.ROLLOVER_SEC, **worstcase._udp_call(worstcase._pad(worstcase.message(None),
                                                                      1472))[0])
     assert udp.instructions > plain > 0  # a data block costs more than the fixed blocks
     assert worst["tcp-mss-minimal"].instructions > udp.instructions / 2
@@ -354,11 +356,11 @@ def test_small_bench_writes_a_report(request, tmp_path, capsys):
     argv = ["--small", "--out", str(out), "--cache", str(tmp_path / "cache")]
     for e in engines:
         argv += ["--engine", e.name]
-    assert run.main(argv) == 0
+    assert cli.main(argv) == 0
     report = out.read_text()
     assert report in capsys.readouterr().out  # printed as written
     assert "## Budgets" in report and "Machine:" in report and "**Noise floor**" in report
-    pack = run.Pack.load(ROOT / "rules", ROOT / "lua")
+    pack = bench_arms.Pack.load(ROOT / "rules", ROOT / "lua")
     flood_packets = int(
         re.search(r"\| flood \(.*?\) \| ([\d,]+) \|", report).group(1).replace(",", "")
     )
@@ -374,14 +376,14 @@ def test_small_bench_writes_a_report(request, tmp_path, capsys):
             assert row["noise floor"].startswith("±") and 0 <= _num(row["noise floor"]) < 500
             assert 0.2 < _num(row["CPU pack/none: fastest; median (range)"]) < 100
             bundled = row["CPU bundled+pack/bundled: fastest; median (range)"]
-            assert (bundled != "-") == (name in run.BUNDLED_INPUTS)
-            if name in run.BUNDLED_INPUTS:
+            assert (bundled != "-") == (name in bench_arms.BUNDLED_INPUTS)
+            if name in bench_arms.BUNDLED_INPUTS:
                 assert 0.2 < _num(bundled) < 100 and _num(row["CPU s bundled"]) > 0
         mem = _table(report, eng.name, 1)
         for name, row in mem.items():
             sizes = [float(x) for x in row["peak RSS MB none / pack / bundled / bundled+pack"]
                      .split(" / ")]
-            assert len(sizes) == (4 if name in run.BUNDLED_INPUTS else 2)
+            assert len(sizes) == (4 if name in bench_arms.BUNDLED_INPUTS else 2)
             assert all(10 < x < 4000 for x in sizes), (eng.name, name, sizes)
         # every flood datagram goes to an allowed port: the decoder runs on each one
         assert _num(mem["flood"]["invocations"]) == flood_packets
@@ -400,7 +402,7 @@ def test_small_bench_writes_a_report(request, tmp_path, capsys):
                 bound = want.startswith("≤ ")
                 want = int(want.removeprefix("≤ ").replace(",", ""))
                 assert (got <= want) if bound else (got == want), line
-                assert bound == run.stateful(pack)
+                assert bound == bench_arms.stateful(pack)
             checked += 1
     assert checked == 3
     # the deterministic counts: instructions and bytes per call for every input and engine
@@ -412,7 +414,7 @@ def test_small_bench_writes_a_report(request, tmp_path, capsys):
         assert 100 < _num(cells[5]) < 500_000 and _num(cells[4]) > 0, line
     worst = re.search(r"^## Worst case of one call.*?\n\n.*?\n\n(\|.*?)\n\n", report,
                       re.M | re.S).group(1).splitlines()[2:]
-    assert len(worst) == len(luacount.CASES)
+    assert len(worst) == len(worstcase.CASES)
     budgets = re.search(r"^## Budgets\n\n(\|.*?)\n\n", report, re.M | re.S).group(1)
     for eng in engines:
         for what in ("Lua errors", "pack rules loaded", "bundled\\+pack rules loaded"):
