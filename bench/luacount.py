@@ -1,5 +1,5 @@
 """Deterministic counts outside Suricata: Lua VM instructions and bytes deciphered per
-decoder invocation, and the worst case of one call over adversarial inputs.
+decoder invocation (the worst case of one call over adversarial inputs: bench/worstcase.py).
 
 The pack's script(s) run under lupa in tests/lua/stand_in.py's Decoder (one Lua state per
 decoder rule, as Suricata gives each rule its own): LuaJIT with the JIT off for Suricata 7
