@@ -69,26 +69,26 @@ local REORDER_SEGMENTS = 8
 -- default), and about 215 KB of it can go to MAX_STREAMS directions.
 local REORDER_TOTAL = 65536
 
--- This engine's decoder rules (sid -> transport, listener side, whether its packets
--- are attempts on the destination, whether they are the handshake, the flowint that
--- holds its direction's first sequence number), so that a Lua state knows which rule
--- it serves without asking per packet.
-local MODES = {
-  [9310110] = { tcp = false, listener_is_dst = true, attempts = true, syn = false, isn = 8 },
-  [9310111] = { tcp = false, listener_is_dst = false, attempts = false, syn = false, isn = 9 },
-  [9310112] = { tcp = true, listener_is_dst = true, attempts = false, syn = false, isn = 8 },
-  [9310113] = { tcp = true, listener_is_dst = false, attempts = false, syn = false, isn = 9 },
-  [9310114] = { tcp = true, listener_is_dst = true, attempts = true, syn = true, isn = 8 },
-  [9310115] = { tcp = true, listener_is_dst = false, attempts = false, syn = true, isn = 9 },
-}
-
 -- Flowints and flowvars, by position (the adapter's fi_* and fv_* take it).
 local FLOWINTS = {
   "cfp2p_control", "cfp2p_data", "cfp2p_messages", "cfp2p_scan", "cfp2p_syn",
   "cfp2p_session", "cfp2p_skip", "cfp2p_seq_to_server", "cfp2p_seq_to_client"
 }
-local CONTROL, DATA, ANY, SCAN, SYN, SESSION, SKIP = 1, 2, 3, 4, 5, 6, 7
+local CONTROL, DATA, ANY, SCAN, SYN, SESSION, SKIP, SEQ_TO_SERVER, SEQ_TO_CLIENT = 1, 2, 3, 4, 5, 6, 7, 8, 9
 local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
+
+-- This engine's decoder rules (sid -> transport, listener side, whether its packets
+-- are attempts on the destination, whether they are the handshake, the flowint that
+-- holds its direction's first sequence number), so that a Lua state knows which rule
+-- it serves without asking per packet.
+local MODES = {
+  [9310110] = { tcp = false, listener_is_dst = true, attempts = true, syn = false, isn = SEQ_TO_SERVER },
+  [9310111] = { tcp = false, listener_is_dst = false, attempts = false, syn = false, isn = SEQ_TO_CLIENT },
+  [9310112] = { tcp = true, listener_is_dst = true, attempts = false, syn = false, isn = SEQ_TO_SERVER },
+  [9310113] = { tcp = true, listener_is_dst = false, attempts = false, syn = false, isn = SEQ_TO_CLIENT },
+  [9310114] = { tcp = true, listener_is_dst = true, attempts = true, syn = true, isn = SEQ_TO_SERVER },
+  [9310115] = { tcp = true, listener_is_dst = false, attempts = false, syn = true, isn = SEQ_TO_CLIENT },
+}
 
 local floor = math.floor
 
@@ -324,14 +324,13 @@ local function reset(s, flen)
 end
 
 -- Layout from the flags: end of the fixed part and where the data length is (frame
--- offsets), computed once per combination of block flags.
+-- offsets, -1: no data block), computed once per combination of block flags.
 local BLOCK_MASK = 0
 for i = 1, NBLOCKS do BLOCK_MASK = BLOCK_MASK + BLOCK_FLAG[i] end
 local FIXED, LENAT = {}, {}
-local function layout(s)
-  local bits = band(s.flags, BLOCK_MASK)
-  local fixed = FIXED[bits]
-  if fixed == nil then
+local function layout(flags)
+  local bits = band(flags, BLOCK_MASK)
+  if FIXED[bits] == nil then
     local off, lenat = KEY_SIZE + FLAGS_SIZE, -1
     for i = 1, NBLOCKS do
       if has_flag(bits, BLOCK_FLAG[i]) then
@@ -340,10 +339,24 @@ local function layout(s)
       end
     end
     FIXED[bits], LENAT[bits] = off, lenat
-    fixed = off
   end
-  s.fixed, s.lenat = fixed, LENAT[bits]
-  if s.lenat < 0 then s.hlen = fixed end
+  return FIXED[bits], LENAT[bits]
+end
+
+-- Once the flags are known: the frame's layout, or nil when the flags or the frame
+-- length rule a message out (missing required flags, no room for the fixed part).
+local function header(flags, flen, require)
+  if band(flags, require) ~= require then return nil end
+  local fixed, lenat = layout(flags)
+  if fixed + CHECKSUM_SIZE > flen then return nil end
+  return fixed, lenat
+end
+
+-- The verdict on a frame whose checksum is read: false, or its kind (1 control, 2 data).
+local function verdict_of(s, hlen, csum)
+  if csum ~= digest(s, hlen) then return false end
+  if has_flag(s.flags, DATA_FLAG) then return 2 end
+  return 1
 end
 
 -- Bytes deciphered by this call (bulk regions, plus FRAME_COST per frame): bounded by
@@ -352,16 +365,15 @@ local work = 0
 
 -- A frame that lies whole in p, from index i on (flen bytes): the common case (every
 -- datagram, most TCP messages), read without the region bookkeeping of feed(). The
--- same verdicts as feed() at the frame's end.
+-- same verdicts as feed() at the frame's end; only the cipher state is kept in s.
 local function whole(s, p, i, flen, require)
   init_cipher(s)
   key(s, p, i, KEY_SIZE, 0)
   local at = KEY_SIZE + FLAGS_SIZE
   s.flags = plain(s, p, i + KEY_SIZE, FLAGS_SIZE, KEY_SIZE, true)
-  if band(s.flags, require) ~= require then return false end
-  layout(s)
-  local fixed, lenat, hlen = s.fixed, s.lenat, s.hlen
-  if fixed + CHECKSUM_SIZE > flen then return false end
+  local fixed, lenat = header(s.flags, flen, require)
+  if fixed == nil then return false end
+  local hlen = fixed
   if lenat >= 0 then
     if lenat > at then bulk(s, p, i + at, lenat - at, at) end
     hlen = fixed + plain(s, p, i + lenat, 2, lenat, true)
@@ -371,13 +383,11 @@ local function whole(s, p, i, flen, require)
   work = work + hlen
   if work > BUDGET then return 0 end
   if hlen > at then bulk(s, p, i + at, hlen - at, at) end
-  if plain(s, p, i + hlen, CHECKSUM_SIZE, hlen, false) ~= digest(s, hlen) then return false end
-  if has_flag(s.flags, DATA_FLAG) then return 2 end
-  return 1
+  return verdict_of(s, hlen, plain(s, p, i + hlen, CHECKSUM_SIZE, hlen, false))
 end
 
--- Feed bytes p[i .. j] of the current frame (TCP: frames split across segments). Returns the index after the last byte
--- consumed and a verdict: nil (needs more bytes), false (not a message), 0 (over this
+-- Feed bytes p[i .. j] of the current frame (TCP: frames split across segments).
+-- Returns the index after the last byte consumed and a verdict: nil (needs more bytes), false (not a message), 0 (over this
 -- call's budget: not verified) or the message kind (1 control, 2 data).
 local function feed(s, p, i, j)
   local flen = s.flen
@@ -394,9 +404,10 @@ local function feed(s, p, i, j)
       if n > left then n = left end
       s.flags = s.flags + plain(s, p, i, n, pos, true) * POW256[pos - KEY_SIZE]
       if pos + n == KEY_SIZE + FLAGS_SIZE then
-        if band(s.flags, REQUIRE_TCP) ~= REQUIRE_TCP then return i + n, false end
-        layout(s)
-        if s.fixed + CHECKSUM_SIZE > flen then return i + n, false end
+        local fixed, lenat = header(s.flags, flen, REQUIRE_TCP)
+        if fixed == nil then return i + n, false end
+        s.fixed, s.lenat = fixed, lenat
+        if lenat < 0 then s.hlen = fixed end
       end
     elseif s.hlen == 0 and pos < s.lenat then
       n = s.lenat - pos
@@ -429,10 +440,7 @@ local function feed(s, p, i, j)
     i = i + n
   end
   if s.pos < flen then return i, nil end
-  local hlen = s.hlen
-  if hlen == 0 or s.csum ~= digest(s, hlen) then return i, false end
-  if has_flag(s.flags, DATA_FLAG) then return i, 2 end
-  return i, 1
+  return i, verdict_of(s, s.hlen, s.csum)
 end
 
 -- TCP directions, by sequence number -------------------------------------------
@@ -596,7 +604,7 @@ local function stream_of(fid, seq, isn)
     local d = seqdiff(seq, isn)
     if d >= 0 then start = isn end
   end
-  st = { nxt = start, hbytes = 0, flen = nil, dead = false }
+  st = { nxt = start, hbytes = 0, dead = false }
   streams[fid] = st
   nstreams = nstreams + 1
   return st
@@ -640,15 +648,15 @@ local function l4_of(pk)
   return l4, last, proto
 end
 
--- The sequence number of the TCP segment in raw packet `pk` and where its payload is
--- (first and last index), or nil.
-local function tcp_seq(pk)
-  local tcp, last, proto = l4_of(pk)
+-- The TCP segment whose header starts at index `tcp` of raw packet `pk` (l4_of's
+-- answer): the packet, its sequence number and its payload's first and last index; nil
+-- when it is no TCP segment or its header does not fit.
+local function tcp_at(pk, tcp, last, proto)
   if tcp == nil or proto ~= 6 or tcp + 19 > last then return nil end
   local first = tcp + shr(byte(pk, tcp + 12), 4) * 4
   if first - tcp < 20 or first > last + 1 then return nil end
   local a, b, c, d = byte(pk, tcp + 4, tcp + 7)
-  return ((a * 256 + b) * 256 + c) * 256 + d, first, last
+  return pk, ((a * 256 + b) * 256 + c) * 256 + d, first, last
 end
 
 -- Engine adapter: Suricata 8 ----------------------------------------------------
@@ -675,7 +683,13 @@ function thread_init(args)
 end
 
 local function packet_of(_) return packet.get() end
-local function raw_packet(pk) return pk:packet() end
+-- A TCP segment: the raw packet, the sequence number and the payload's first and last
+-- index; nil when the headers could not be read.
+local function tcp_segment(pk)
+  local raw = pk:packet()
+  if raw == nil then return nil end
+  return tcp_at(raw, l4_of(raw))
+end
 local function payload(pk) return pk:payload() end
 
 -- A UDP payload: the string it is in, its first and last index.
@@ -755,8 +769,7 @@ function match(args)
   if mode.syn then
     -- the handshake: where this direction's data will start, and for a SYN on one
     -- of the destination's computed ports, an attempt (once per connection)
-    local raw = raw_packet(pk)
-    local seq = raw and tcp_seq(raw)
+    local _, seq = tcp_segment(pk)
     if seq ~= nil then fi_set(mode.isn, (seq + 1) % 4294967296) end
     if mode.attempts then
       local ipv4, _, dip, _, dp = addresses(pk)
@@ -770,9 +783,8 @@ function match(args)
   if mode.tcp then
     -- the payload is read in place in the raw packet, whose TCP header has the
     -- sequence number; without one, segments are taken in the order they arrive
-    local p, seq, i, j = raw_packet(pk), nil, 1, 0
-    if p ~= nil then seq, i, j = tcp_seq(p) end
-    if seq == nil then
+    local p, seq, i, j = tcp_segment(pk)
+    if p == nil then
       p = payload(pk)
       if p == nil then return 0 end
       i, j = 1, #p
