@@ -338,6 +338,9 @@ def _protocol(r: _Reader) -> Protocol:
             raise br.fail("length_at", f"expected a u16 inside the {block.size}-byte block")
         br.done()
         blocks.append(block)
+    seen = r.child("seen_flags")
+    seen_flags = {t: seen.get(t, int) for t in TRANSPORTS}
+    seen.done()
     words = r.get("port_blacklist", list)
     if len(words) != 64 or not all(isinstance(w, int) and 0 <= w <= 0xFFFFFFFF for w in words):
         raise r.fail("port_blacklist", "expected 64 u32 words")
@@ -347,7 +350,7 @@ def _protocol(r: _Reader) -> Protocol:
         checksum_size=r.get("checksum_size", int),
         tcp_length_size=r.get("tcp_length_size", int),
         data_flag=r.get("data_flag", int),
-        seen_flags={t: int(v) for t, v in r.get("seen_flags", dict).items()},
+        seen_flags=seen_flags,
         blocks=tuple(blocks),
         week_offset=r.get("week_offset", int),
         week_seconds=r.get("week_seconds", int),

@@ -46,7 +46,7 @@ class Options:
     sid_base: int
     scan_count: int
     scan_seconds: int
-    strict_flags: bool = False  # opt-in: only messages with the flags every one seen has
+    strict_flags: bool  # opt-in: only messages with the flags every one seen has
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class EngineTarget:
     lua_script: str
     sid_offset: int  # added to each decoder rule's sid_offset
 
+    @property
+    def title(self) -> str:
+        """The engine's name in prose: Suricata 7, Suricata 8."""
+        return self.name.replace("suricata", "Suricata ")
+
 
 @dataclass(frozen=True)
 class DecoderRule:
@@ -87,13 +92,24 @@ class DecoderRule:
         return "dst" if self.direction == "to_server" else "src"
 
     @property
+    def role(self) -> str:
+        """What the rule runs on, as the rev lock names it: syn, synack or its direction."""
+        if self.syn:
+            return "syn" if self.direction == "to_server" else "synack"
+        return self.direction
+
+    @property
+    def label(self) -> str:
+        """What the rule runs on, in words (its msg, the docs)."""
+        return {"syn": "connection attempt", "synack": "connection accepted"}.get(
+            self.role, self.direction
+        )
+
+    @property
     def counts_attempts(self) -> bool:
         """Its packets are attempts on the destination for the scan count: UDP
         messages to a server, TCP connection attempts."""
-        return (self.syn and self.direction == "to_server") or (
-            self.transport,
-            self.direction,
-        ) == ("udp", "to_server")
+        return self.role == "syn" or (self.transport, self.role) == ("udp", "to_server")
 
 
 @dataclass(frozen=True)

@@ -217,39 +217,35 @@ def counted(dec: Decoder):
     return call
 
 
+def with_blocks(flags: int, data: bytes | None = None) -> P.Message:
+    """A message carrying every optional block its flags name (data: the data block)."""
+    return P.Message(
+        key_lo=7,
+        key_hi=8,
+        flags=flags,
+        peer_ip="127.0.0.1" if flags & P.FLAG_PEER else None,
+        peer_port=1 if flags & P.FLAG_PEER else None,
+        unknown0=3 if flags & P.FLAG_UNKNOWN0 else None,
+        unknown1=4 if flags & P.FLAG_UNKNOWN1 else None,
+        data_flags=0 if flags & P.FLAG_DATA else None,
+        data=data if flags & P.FLAG_DATA else None,
+        sysinfo=bytes(26) if flags & P.FLAG_SYSINFO else None,
+    )
+
+
 def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
     cases = {}
     # the largest data block the budget verifies (its set-up and sysinfo count too)
     for size in (budget - suricata_lua.FRAME_COST - 60, budget + 100, 65000):
-        msg = P.Message(
-            key_lo=7,
-            key_hi=8,
-            flags=0x80C8,
-            peer_ip="127.0.0.1",
-            peer_port=1,
-            data_flags=0,
-            data=bytes(size),
-            sysinfo=bytes(26),
-        )
-        cases[f"data block of {size} bytes"] = P.encode(msg)
+        cases[f"data block of {size} bytes"] = P.encode(with_blocks(0x80C8, bytes(size)))
     return cases
 
 
 def tiny_frames(n: int, flags: int = 0x80BD) -> bytes:
     """n valid TCP messages with every fixed block and no data: the most frames, each
     with the most set-up, per byte."""
-    m = P.Message(
-        key_lo=1,
-        key_hi=2,
-        flags=flags,
-        peer_ip="127.0.0.1",
-        peer_port=1,
-        unknown0=3,
-        unknown1=4,
-        sysinfo=bytes(26),
-    )
-    return P.encode_tcp(m) * n
+    return P.encode_tcp(with_blocks(flags)) * n
 
 
 def test_worst_case_stays_within_half_the_suricata8_instruction_limit():
@@ -264,20 +260,7 @@ def test_worst_case_stays_within_half_the_suricata8_instruction_limit():
     tcp = counted(tcp_dec)
     many = tiny_frames(65000 // len(tiny_frames(1)))
     worst["64 KiB of small TCP messages"] = tcp(many, 2, tcp_frame(many, 0))
-    packed = P.encode_tcp(
-        P.Message(
-            key_lo=1,
-            key_hi=2,
-            flags=0x80FD,
-            peer_ip="127.0.0.1",
-            peer_port=1,
-            unknown0=3,
-            unknown1=4,
-            data_flags=0,
-            data=b"",
-            sysinfo=bytes(26),
-        )
-    )
+    packed = P.encode_tcp(with_blocks(0x80FD, b""))
     packed *= 65000 // len(packed)
     worst["64 KiB of messages with every block"] = tcp(packed, 5, tcp_frame(packed, 0))
     big = P.encode_tcp(P.Message(key_lo=3, key_hi=4, flags=0x8044, data_flags=0, data=bytes(64000)))

@@ -613,11 +613,7 @@ def test_positive_ports(outdir: pathlib.Path, name: str) -> None:
 def test_tcp_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
     """Handshake first, every data segment acked by the peer, FIN from both ends, final ACK."""
     for pkts in _tcp_flows(outdir / f"{name}.pcap"):
-        syn, synack, ack = pkts[:3]
-        assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
-        assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
-        assert ack[TCP].ack == (synack[TCP].seq + 1) & 0xFFFFFFFF
-        client = (syn[IP].src, syn[TCP].sport)
+        client, ack = _handshake(pkts)
         nxt = {True: ack[TCP].seq, False: ack[TCP].ack}
         acked = {True: ack[TCP].seq, False: ack[TCP].ack}
         fins = {True: False, False: False}
@@ -633,6 +629,15 @@ def test_tcp_sessions_well_formed(outdir: pathlib.Path, name: str) -> None:
                 nxt[from_client] = (nxt[from_client] + 1) & 0xFFFFFFFF
         assert fins == {True: True, False: True}
         assert acked == nxt, "every byte and FIN acknowledged"
+
+
+def _handshake(pkts: list[Packet]) -> tuple[tuple[str, int], Packet]:
+    """The three-way handshake a session starts with: the client end and the final ACK."""
+    syn, synack, ack = pkts[:3]
+    assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
+    assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
+    assert ack[TCP].ack == (synack[TCP].seq + 1) & 0xFFFFFFFF
+    return (syn[IP].src, syn[TCP].sport), ack
 
 
 def _tcp_flows(path: pathlib.Path) -> list[list[Packet]]:
@@ -651,11 +656,7 @@ def test_tcp_reordered_sessions_well_formed(outdir: pathlib.Path, name: str) -> 
     or RST), each end acks exactly the bytes it holds in sequence or fewer (never a byte not
     yet sent), and the session ends with FINs from both ends, all acked, or with a RST."""
     for pkts in _tcp_flows(outdir / f"{name}.pcap"):
-        syn, synack, ack = pkts[:3]
-        assert syn[TCP].flags == "S" and synack[TCP].flags == "SA" and ack[TCP].flags == "A"
-        assert synack[TCP].ack == (syn[TCP].seq + 1) & 0xFFFFFFFF
-        assert ack[TCP].ack == (synack[TCP].seq + 1) & 0xFFFFFFFF
-        client = (syn[IP].src, syn[TCP].sport)
+        client, ack = _handshake(pkts)
         start = {True: ack[TCP].seq, False: ack[TCP].ack}
         have: dict[bool, set[int]] = {True: set(), False: set()}
         end: dict[bool, int | None] = {True: None, False: None}  # FIN or RST offset

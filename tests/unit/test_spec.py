@@ -136,6 +136,11 @@ BAD = {
         "parameters.scan_count",
         "positive number of attempts",
     ),
+    "seen flags without tcp": (
+        _set(["protocol", "seen_flags"], {"udp": 0x8000}),
+        "protocol.seen_flags.tcp",
+        "missing",
+    ),
     "syn on udp": (
         _set(["decoder", "rules", 0, "syn"], True),
         "decoder.rules[0].syn",

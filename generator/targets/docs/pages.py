@@ -174,10 +174,7 @@ def _rule_facts(sig: Signature, opts: Options, revs: Mapping[int, int]) -> list[
 
 
 def _decoder_label(d: DecoderRule) -> str:
-    what = d.direction
-    if d.syn:
-        what = "connection attempt" if d.direction == "to_server" else "connection accepted"
-    return f"{d.engine.name.replace('suricata', 'Suricata ')}: {d.transport.upper()} {what}"
+    return f"{d.engine.title}: {d.transport.upper()} {d.label}"
 
 
 def _example_sids(sig: Signature, opts: Options) -> set[int]:

@@ -104,10 +104,7 @@ def _decoder_header(d: DecoderRule, opts: Options, ports: str) -> str:
 def rule_name(rule: Rule | DecoderRule, spec: Spec) -> str:
     """A rule's name in the rev lock: Signature/transport, or decoder/transport/direction."""
     if isinstance(rule, DecoderRule):
-        what = (
-            ("syn" if rule.direction == "to_server" else "synack") if rule.syn else rule.direction
-        )
-        return f"decoder/{rule.engine.name}/{rule.transport}/{what}"
+        return f"decoder/{rule.engine.name}/{rule.transport}/{rule.role}"
     sig = next(s for s in spec.signatures if rule in s.rules)
     return f"{sig.name}/{rule.transport}"
 
