@@ -60,14 +60,15 @@ def test_archive_is_normalised(release):
     assert gzip.decompress(data)  # a valid gzip stream
 
 
-def test_archive_holds_the_pack(release):
-    prefix = f"{SPEC.pack.name}-{dist.version()}"
+def _files(release: dist.Release) -> dict[str, bytes]:
+    """The archive's files by path inside `<name>-<version>/`."""
+    prefix = f"{SPEC.pack.name}-{dist.version()}/"
     with tarfile.open(release.tarball) as tar:
-        files = {
-            m.name.removeprefix(prefix + "/"): tar.extractfile(m).read()
-            for m in tar.getmembers()
-            if m.isfile()
-        }
+        return {m.name.removeprefix(prefix): tar.extractfile(m).read() for m in tar if m.isfile()}
+
+
+def test_archive_holds_the_pack(release):
+    files = _files(release)
     rendered = pack.render(SPEC, SPEC.defaults)
     rules = rendered[f"rules/{SPEC.pack.rules_file}"]
     assert files[f"rules/{SPEC.pack.rules_file}"].decode() == rules
@@ -85,6 +86,20 @@ def test_archive_holds_the_pack(release):
     parsed = sorted(filter(None, parsed), key=lambda r: r.sid)
     assert [e[:3] for e in entries] == [["1", str(r.sid), str(r.rev)] for r in parsed]
     assert [e[5] for e in entries] == [r.msg for r in parsed]
+
+
+def test_archive_holds_the_snort3_files(release):
+    """Shipped as rendered, in snort3/, and out of suricata-update's way: it parses only
+    `*.rules`, and 1.3.4 --no-merge copies every file by base name into one folder."""
+    files = _files(release)
+    snort3 = {r: t for r, t in pack.render(SPEC, SPEC.defaults).items() if r.startswith("snort3/")}
+    assert "snort3/conficker-p2p.snort" in snort3
+    for rel, text in snort3.items():
+        assert files[rel] == text.encode(), rel
+        assert not rel.endswith(".rules"), rel
+    assert [r for r in files if r.endswith(".rules")] == [f"rules/{SPEC.pack.rules_file}"]
+    names = [Path(r).name for r in files]
+    assert len(names) == len(set(names)), sorted(names)
 
 
 def test_md5_and_index(release, tmp_path):

@@ -3,7 +3,7 @@
 `python -m generator.targets.release.dist` (`make dist`) writes into dist/:
 
     conficker-p2p-<version>.tar.gz       rules, Lua script, sid-msg.map (v2), docs,
-                                         LICENSE, VERSION, CHANGELOG.md
+                                         snort3/, LICENSE, VERSION, CHANGELOG.md
     conficker-p2p-<version>.tar.gz.md5   what suricata-update compares before fetching
     index.yaml                           a suricata-update source index with the pack
 
@@ -16,6 +16,10 @@ without name or time.
 In the archive the Lua script sits beside the rules file: suricata-update 1.3.8 copies
 a script a rule names with `lua:` from the rules file's folder; 1.3.4 copies it only
 with --no-merge (docs/index.md, README).
+
+The Snort 3 files ride along in snort3/: suricata-update parses only `*.rules`, and the
+Snort rules end in `.snort`. 1.3.4 --no-merge still copies every archive file, by base
+name, into its output folder: no two base names are the same (tests/unit/test_dist.py).
 """
 
 from __future__ import annotations
@@ -140,7 +144,8 @@ def contents(loaded: spec.Spec, root: Path) -> dict[str, bytes]:
         "VERSION": f"{ver}\n".encode(),
         "CHANGELOG.md": _changelog(root, ver),
     }
-    files.update({rel: text.encode() for rel, text in rendered.items() if rel.startswith("docs/")})
+    shipped = ("docs/", "snort3/")  # as rendered; rules/ and lua/ are placed above
+    files.update({rel: text.encode() for rel, text in rendered.items() if rel.startswith(shipped)})
     return files
 
 
