@@ -5,7 +5,7 @@ BIN      := $(VENV)/bin
 SURICATA8_ROOT ?= .cache/suricata8
 PYTEST_ARGS ?=
 
-.PHONY: rules dist pcaps test lint engines suricata7 suricata8 clean
+.PHONY: rules dist pcaps test lint engines suricata7 suricata8 snort3 clean
 
 # The lock first: it bumps the rev of every rule whose text changed.
 rules: $(VENV)/.installed
@@ -28,13 +28,18 @@ test: $(VENV)/.installed engines
 lint: $(VENV)/.installed
 	$(BIN)/ruff check generator tests bench
 
-engines: suricata7 suricata8 netns-tools
+engines: suricata7 suricata8 snort3 netns-tools
 
 suricata7:
 	@sh scripts/install-suricata7.sh
 
 suricata8:
 	@sh scripts/install-suricata8.sh $(SURICATA8_ROOT)
+
+# Snort 3 is not packaged: SNORT3 names a binary (default ../shared/snort3/bin/snort);
+# this installs its runtime libraries.
+snort3:
+	@sh scripts/install-snort3.sh
 
 .PHONY: netns-tools
 netns-tools:

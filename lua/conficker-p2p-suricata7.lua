@@ -677,6 +677,13 @@ local function fi_set(k, v) ScFlowintSet(k - 1, v) end
 local function fi_incr(k) return ScFlowintIncr(k - 1) end
 local function fv_set(k, v) ScFlowvarSet(k - 1, v, #v) end
 
+-- The decoder rule this Lua state serves (its entry of MODES), found on the first call.
+local mode
+local function mode_of(_)
+  if mode == nil then mode = MODES[own_sid()] or MODES[9310100] end
+  return mode
+end
+
 -- The verdict -------------------------------------------------------------------
 
 -- Zero the counts a previous packet of the flow left. Read first: writing them on
@@ -700,7 +707,6 @@ local function set_facts(flags, kind, port_match)
 end
 
 -- Per Lua state ---------------------------------------------------------------
-local mode            -- this state's entry of MODES, found on the first call
 local udp_state = {}  -- reused for every datagram
 
 -- A Conficker UDP exchange starts with a message. A flow whose first two
@@ -719,12 +725,12 @@ local function udp_failed(fid)
   nfailed = nfailed + 1
 end
 
-function match(args)
-  local pk = packet_of(args)
+-- Decode one packet `pk` (packet_of's answer) and leave the verdict in the flowints.
+local function decode(pk)
   clear_counts()
-  if mode == nil then mode = MODES[own_sid()] or MODES[9310100] end
+  local mode = mode_of(pk)
   local lport = listener_port(pk, mode.listener_is_dst)
-  if blacklisted(lport) then return 0 end
+  if blacklisted(lport) then return end
   if mode.syn then
     -- the handshake: where this direction's data will start, and for a SYN on one
     -- of the destination's computed ports, an attempt (once per connection)
@@ -736,7 +742,7 @@ function match(args)
         fi_set(SCAN, 1)
       end
     end
-    return 0
+    return
   end
   control, data, last_flags, last_kind, failed, work = 0, 0, 0, 0, false, 0
   if mode.tcp then
@@ -745,20 +751,20 @@ function match(args)
     local p, seq, i, j = tcp_segment(pk)
     if p == nil then
       p = payload(pk)
-      if p == nil then return 0 end
+      if p == nil then return end
       i, j = 1, #p
     end
-    if j < i then return 0 end
+    if j < i then return end
     local st = stream_of(flow_id(pk), seq or 0, seq and fi_get(mode.isn))
     segment(st, p, i, j, seq or st.nxt)
-    -- Suricata tracks a TCP session from its handshake, so each direction's first
+    -- Suricata 7 tracks a TCP session from its handshake, so each direction's first
     -- bytes start a frame, and a Conficker session's frames are all messages: a
     -- session that has not carried a valid message by its first bad frame is not
-    -- one, and the decoder rules leave the rest of it alone.
+    -- one, and the rest of it is left alone.
     if failed and last_kind == 0 and not session_seen() then fi_set(SKIP, 1) end
   else
     local p, i, j = udp_payload(pk)
-    if p == nil or j - i + 1 < MIN_MESSAGE then return 0 end
+    if p == nil or j - i + 1 < MIN_MESSAGE then return end
     work = FRAME_COST
     local verdict = whole(udp_state, p, i, j - i + 1, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
@@ -769,15 +775,21 @@ function match(args)
     end
   end
   if last_kind > 0 then
+    fi_set(CONTROL, control); fi_set(DATA, data); fi_set(ANY, control + data)
+    fi_set(SESSION, 1)
     local ipv4, sip, dip = addresses(pk)
     local lip = dip
     if not mode.listener_is_dst then lip = sip end
     local port_match = ipv4 and computed_port(lip, lport, mode.tcp, packet_seconds(pk))
-    fi_set(CONTROL, control); fi_set(DATA, data); fi_set(ANY, control + data)
     set_facts(last_flags, last_kind, port_match)
-    fi_set(SESSION, 1)
     -- a message sent to one of the destination's computed UDP ports: a probe
     if port_match and mode.attempts then fi_set(SCAN, 1) end
   end
+end
+
+-- Suricata calls match() once per packet of the decoder rule; it never matches: the
+-- signatures read the verdict from the flowints.
+function match(args)
+  decode(packet_of(args))
   return 0
 end

@@ -12,6 +12,7 @@ only dependency.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from .model import (
     Protocol,
     Rule,
     Signature,
+    Snort3Target,
     Spec,
     SpecError,
     _all_rules,
@@ -159,8 +161,9 @@ def parse(data: Any, source: str) -> Spec:
         if not isinstance(ref, str) or "," not in ref:
             raise top.fail(f"references[{i}]", f"expected 'type,value', got {ref!r}")
     protocol = _protocol(top.child("protocol"))
+    snort3 = _snort3(top.child("snort3"))
     top.done()
-    spec = Spec(source, pack, decoder, defaults, signatures, metadata, refs, protocol)
+    spec = Spec(source, pack, decoder, defaults, signatures, metadata, refs, protocol, snort3)
     _check_unique(spec)
     _check_sids(spec, defaults)
     return spec
@@ -174,6 +177,27 @@ def _pack(r: _Reader) -> Pack:
     )
     r.done()
     return pack
+
+
+def _snort3(r: _Reader) -> Snort3Target:
+    target = Snort3Target(
+        r.get("rules_file", str),
+        r.get("lua_script", str),
+        r.get("option", str),
+        r.get("flows", int),
+    )
+    if target.rules_file.endswith(".rules"):
+        raise r.fail("rules_file", "must not end in .rules: suricata-update would load it")
+    if not target.lua_script.endswith(".lua"):
+        raise r.fail("lua_script", "expected a .lua file name (Snort loads *.lua of --script-path)")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", target.option):
+        raise r.fail(
+            "option", f"expected a Snort option name ([a-z][a-z0-9_]*), got {target.option!r}"
+        )
+    if target.flows < 1:
+        raise r.fail("flows", f"expected a positive number, got {target.flows}")
+    r.done()
+    return target
 
 
 LUA_KINDS = ("luajit", "lua54")

@@ -69,10 +69,33 @@ class EngineTarget:
     lua_script: str
     sid_offset: int  # added to each decoder rule's sid_offset
 
+    family = "suricata"
+    # The packet's time is there (Suricata 8 gives it, Suricata 7 too): the computed ports
+    # of the port generator's week can be known, so can port_match and the scan count.
+    packet_time = True
+
     @property
     def title(self) -> str:
         """The engine's name in prose: Suricata 7, Suricata 8."""
         return self.name.replace("suricata", "Suricata ")
+
+
+@dataclass(frozen=True)
+class Snort3Target:
+    """Snort 3: the signatures as Snort 3 rules that call one LuaJIT IPS option. The
+    option sees its buffer only (no packet time, no flow storage), so its script keeps
+    the per-flow state itself, in `flows` entries per Lua state."""
+
+    rules_file: str  # must not end in .rules: suricata-update would load it from the release
+    lua_script: str
+    option: str  # the IPS option's name in the rules
+    flows: int  # flows a Lua state keeps (its stand-ins for flowints), emptied when full
+
+    name = "snort3"
+    title = "Snort 3"
+    lua = "luajit"
+    family = "snort"
+    packet_time = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +237,7 @@ class Spec:
     metadata: dict[str, str]
     references: tuple[str, ...]
     protocol: Protocol
+    snort3: Snort3Target
 
     def options(self, **overrides: Any) -> Options:
         """The spec's defaults with the given (non-None) overrides, validated."""

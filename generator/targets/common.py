@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..spec import Options, Spec
+from ..spec import Options, Signature, Spec
 
 BANNER = "Generated from {source} by `cfp2p render`; do not edit: change the spec and render."
 
@@ -62,6 +62,17 @@ def banner(spec: Spec) -> str:
 
 def options_line(opts: Options) -> str:
     return ", ".join(f"{f.name}={getattr(opts, f.name)}" for f in fields(opts))
+
+
+def metadata(spec: Spec, sig: Signature) -> str:
+    """A signature's metadata keyword value (Emerging Threats keys), on every engine."""
+    items = dict(spec.metadata)
+    items.update(
+        signature_severity=sig.severity,
+        created_at=sig.created_at.replace("-", "_"),
+        updated_at=sig.updated_at.replace("-", "_"),
+    )
+    return ", ".join(f"{k} {v}" for k, v in sorted(items.items()))
 
 
 def write_tree(files: dict[str, str], out: Path) -> None:

@@ -1,4 +1,5 @@
-"""The whole rendered pack (`cfp2p render`): the Suricata rules and scripts and the docs,
+"""The whole rendered pack (`cfp2p render`): the Suricata rules and scripts, the Snort 3
+files and the docs,
 by path in one tree, with the revs of the rev lock. It imports the targets; none of them
 imports it."""
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 
 from ..spec import Options, Spec
 from .docs import render_docs
+from .snort3 import render_snort3
 from .suricata.lua import render_lua
 from .suricata.rules import current_revs, render_rules
 
@@ -19,5 +21,6 @@ def render(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> 
     return {
         f"rules/{spec.pack.rules_file}": render_rules(spec, opts, revs),
         **{f"lua/{e.lua_script}": render_lua(spec, opts, e) for e in spec.decoder.engines},
+        **render_snort3(spec, opts, revs),
         **{f"docs/{rel}": text for rel, text in render_docs(spec, opts, revs).items()},
     }

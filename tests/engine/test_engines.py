@@ -1,25 +1,32 @@
-"""Engine cases (tests/engine/cases.yaml) run on every Suricata engine the harness has.
+"""Engine cases (tests/engine/cases.yaml) run on every engine the harness has: Suricata 7
+and 8 (engines.py) and Snort 3 (snort3.py), one runner for all.
 
-Each case names a pcap, the mode (ids, or ips with --simulate-ips), the options the
-ruleset is rendered with, and what eve.json must show: alerts per signature rule
-(exactly; every other rule of the pack must stay silent), blocked packets, and the
-decoded facts carried by the alerts. No case may leave a Lua error behind."""
+Each case names a pcap, the mode (ids, or ips: --simulate-ips, Snort's -Q with the dump
+DAQ), the options the pack is rendered with, and what the engine must log: alerts per
+signature rule (exactly; every other rule of the pack must stay silent), blocked packets
+(Suricata's ips.blocked; the packets missing from Snort's pass.pcap), and the decoded
+facts carried by Suricata's alerts. No case may leave a Lua error behind."""
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shutil
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import snort3 as snort3_engine
 import yaml
 from engines import ENGINES, ROOT, Engine
 from scapy.all import rdpcap
+from snort3 import Snort3
 
 from generator import spec
-from generator.targets import common, pack
+from generator.targets import common, pack, snort3
 from generator.traffic import pcaps
 
 SPEC = spec.load()
@@ -29,12 +36,17 @@ PCAPS = ROOT / "pcaps"
 
 
 @functools.cache
-def ruleset(**options) -> tuple[Path, Path]:
-    """The pack rendered with these options, in a folder kept for the session: its
-    rules file and the folder of its Lua scripts."""
+def rendered(**options) -> Path:
+    """The pack rendered with these options, in a folder kept for the session."""
     opts = SPEC.options(**options)
     out = Path(tempfile.mkdtemp(prefix="cfp2p-render-"))
     common.write_tree(pack.render(SPEC, opts), out)
+    return out
+
+
+def ruleset(**options) -> tuple[Path, Path]:
+    """The Suricata rules file and the folder of its Lua scripts."""
+    out = rendered(**options)
     return out / "rules" / SPEC.pack.rules_file, out / "lua"
 
 
@@ -46,18 +58,87 @@ def sids(options: dict) -> dict[str, int]:
     }
 
 
-@pytest.fixture(params=ENGINES, ids=lambda e: e.name)
-def engine(request) -> Engine:
-    eng: Engine = request.param
+SNORT = Snort3()
+SNORT_RULES = {f"{s.name}/{r.transport}" for s, r in snort3.snort3_rules(SPEC)}
+
+
+@dataclass
+class Outcome:
+    """What an engine made of a pcap, in the cases' terms: per alert its rule's name,
+    action (blocked or allowed), source address and decoded facts (flowvars, Suricata);
+    the packets blocked, the packets read (None: not reported), the Lua problems."""
+
+    alerts: list[tuple[str, str, str, dict]]
+    blocked: int
+    read: int | None
+    problems: list[str]
+
+
+def outcome(engine, pcap: Path, options: dict, ips: bool) -> Outcome:
+    by_sid = {v: k for k, v in sids(options).items()}
+    if engine is SNORT:
+        run = SNORT.read_pcap(pcap, rendered(**options) / "snort3", SPEC.snort3.rules_file, ips)
+        alerts = []
+        for a in run.alerts:
+            sid = int(a["rule"].split(":")[1])
+            action = "blocked" if a["action"] in snort3_engine.BLOCKING else "allowed"
+            alerts.append((by_sid.get(sid, str(sid)), action, a["src_ap"].rsplit(":", 1)[0], {}))
+            if action == "blocked":
+                assert a["pkt_num"] in run.dropped, f"alert at packet {a['pkt_num']} let it through"
+        return Outcome(alerts, len(run.dropped), None, run.lua_problems())
+    rules, lua = ruleset(**options)
+    run = engine.read_pcap(pcap, rules, lua, ips=ips)
+    alerts = []
+    for a in run.alerts:
+        meta = a.get("metadata", {})
+        flowvars = {k: v for d in meta.get("flowvars", []) for k, v in d.items()}
+        sid = a["alert"]["signature_id"]
+        alerts.append((by_sid.get(sid, str(sid)), a["alert"]["action"], a["src_ip"], flowvars))
+    return Outcome(
+        alerts,
+        run.stats.get("ips", {}).get("blocked", 0),
+        run.stats.get("decoder", {}).get("pkts"),
+        run.lua_problems(engine),
+    )
+
+
+def expected(engine, case: dict) -> dict:
+    """A case's expectations on this engine: its `expect`, with the keys of the case's
+    entry for the engine (e.g. `snort3:`) in their place. On Snort 3, the rules it does
+    not render (README: engine matrix) are not expected to alert."""
+    expect = {**case["expect"], **case.get(engine.name, {})}
+    if engine is SNORT:
+        for key in ("alerts", "actions"):
+            expect[key] = {k: v for k, v in expect.get(key, {}).items() if k in SNORT_RULES}
+    return expect
+
+
+def check_engine(request, eng):
     wanted = request.config.getoption("--engine")
     if wanted and eng.name not in wanted:
         pytest.skip(f"--engine {','.join(wanted)} given")
+    if eng is SNORT and not eng.available():
+        message = snort3_engine.HOW_TO.format(path=eng.binary)
+        if os.environ.get("CFP2P_REQUIRE_SNORT3"):
+            pytest.fail(message)
+        pytest.skip(message)
     if not eng.available():
         pytest.fail(f"{eng.name} is not installed: run `make engines`")
     return eng
 
 
-def test_ruleset_loads(engine):
+@pytest.fixture(params=[*ENGINES, SNORT], ids=lambda e: e.name)
+def engine(request):
+    return check_engine(request, request.param)
+
+
+@pytest.fixture(params=ENGINES, ids=lambda e: e.name)
+def suricata(request) -> Engine:
+    return check_engine(request, request.param)
+
+
+def test_ruleset_loads(suricata):
+    engine = suricata
     rules, lua = ruleset()
     status, log = engine.test_config(rules, lua)
     assert status == 0, log
@@ -71,40 +152,35 @@ def test_ruleset_loads(engine):
     assert skipped and int(skipped[1]) == len(SPEC.decoder.rules) - len(mine), log
 
 
+def test_snort3_ruleset_loads(request):
+    check_engine(request, SNORT)
+    status, log = SNORT.test_config(rendered() / "snort3", SPEC.snort3.rules_file)
+    assert status == 0, log
+    assert "with 0 warnings" in log, log
+    loaded = re.search(r"total rules loaded: (\d+)", log)
+    assert loaded and int(loaded[1]) == len(SNORT_RULES), log
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(engine, case):
     options = case.get("options", {})
-    rules, lua = ruleset(**options)
-    run = engine.read_pcap(PCAPS / case["pcap"], rules, lua, ips=case["mode"] == "ips")
-    expect = case["expect"]
-    by_sid = {v: k for k, v in sids(options).items()}
+    got = outcome(engine, PCAPS / case["pcap"], options, case["mode"] == "ips")
+    expect = expected(engine, case)
 
-    seen = Counter(
-        by_sid.get(a["alert"]["signature_id"], a["alert"]["signature_id"]) for a in run.alerts
-    )
-    assert dict(seen) == expect.get("alerts", {}), "alerts per signature rule"
-
-    blocked = run.stats.get("ips", {}).get("blocked", 0)
-    assert blocked == expect.get("blocked", 0), "packets blocked"
+    assert dict(Counter(a[0] for a in got.alerts)) == expect.get("alerts", {}), "alerts per rule"
+    assert got.blocked == expect.get("blocked", 0), "packets blocked"
     for name, action in expect.get("actions", {}).items():
-        got = {
-            a["alert"]["action"]
-            for a in run.alerts
-            if by_sid.get(a["alert"]["signature_id"]) == name
-        }
-        assert got == {action}, f"eve action of {name}"
+        assert {a[1] for a in got.alerts if a[0] == name} == {action}, f"action of {name}"
+    if engine is not SNORT:  # Snort 3 rules carry no flowvars
+        for name, facts in expect.get("facts", {}).items():
+            for alert in (a for a in got.alerts if a[0] == name):
+                flowvars = alert[3]
+                found = {k: flowvars.get(getattr(NAMES, k)) for k in facts}
+                assert found == facts, f"decoded facts of {name}"
 
-    for name, facts in expect.get("facts", {}).items():
-        for alert in (a for a in run.alerts if by_sid.get(a["alert"]["signature_id"]) == name):
-            meta = alert.get("metadata", {})
-            flowvars = {k: v for d in meta.get("flowvars", []) for k, v in d.items()}
-            got = {k: flowvars.get(getattr(NAMES, k)) for k in facts}
-            assert got == facts, f"decoded facts of {name} at packet {alert.get('pcap_cnt')}"
-
-    assert run.lua_problems(engine) == []
-    assert run.stats.get("decoder", {}).get("pkts") == len(rdpcap(str(PCAPS / case["pcap"]))), (
-        "every packet of the pcap read"
-    )
+    assert got.problems == []
+    if got.read is not None:
+        assert got.read == len(rdpcap(str(PCAPS / case["pcap"]))), "every packet of the pcap read"
 
 
 # Its one probe is past the decoder's per-call budget: not decoded, so not counted
@@ -117,7 +193,7 @@ BEYOND_BUDGET = {"udp-large-fragmented"}
     [s for s in pcaps.SCENARIOS if s.attempts and s.name not in BEYOND_BUDGET],
     ids=lambda s: s.name,
 )
-def test_scan_count(engine, scenario):
+def test_scan_count(suricata, scenario):
     """Conficker_P2P_Scan counts exactly each source's attempts on computed ports: with
     scan_count at the largest count, one alert per source that made that many; with one
     more, none."""
@@ -125,9 +201,25 @@ def test_scan_count(engine, scenario):
     for scan_count, alerts in ((most, list(scenario.attempts.values()).count(most)), (most + 1, 0)):
         options = {"scan_count": scan_count}
         rules, lua = ruleset(**options)
-        run = engine.read_pcap(PCAPS / scenario.filename, rules, lua)
+        run = suricata.read_pcap(PCAPS / scenario.filename, rules, lua)
         sid = sids(options)["Conficker_P2P_Scan/ip"]
         got = [a["src_ip"] for a in run.alerts if a["alert"]["signature_id"] == sid]
         assert len(got) == alerts, f"Scan alerts with scan_count {scan_count}"
         assert all(scenario.attempts[ip] == most for ip in got)
-        assert run.lua_problems(engine) == []
+        assert run.lua_problems(suricata) == []
+
+
+def test_snort3_lua_error_is_caught(request, tmp_path):
+    """Snort prints a Lua error in the option and still exits 0: the run's output is what
+    tells, and a case with an injected fault must fail."""
+    check_engine(request, SNORT)
+    folder = tmp_path / "snort3"
+    shutil.copytree(rendered() / "snort3", folder)
+    script = folder / SPEC.snort3.lua_script
+    text = script.read_text()
+    assert text.count("  decode(pk)\n") == 1
+    script.write_text(text.replace("  decode(pk)\n", '  decode(pk)\n  error("injected fault")\n'))
+    run = SNORT.read_pcap(PCAPS / "udp-probe.pcap", folder, SPEC.snort3.rules_file)
+    assert any("injected fault" in p for p in run.lua_problems()), run.log
+    clean = SNORT.read_pcap(PCAPS / "udp-probe.pcap", rendered() / "snort3", SPEC.snort3.rules_file)
+    assert clean.alerts and clean.lua_problems() == []

@@ -10,6 +10,7 @@ from stand_in import Decoder, tcp_frame
 
 from generator import codec as P
 from generator import spec
+from generator.targets import luadecoder
 from generator.targets.suricata import lua as suricata_lua
 
 SPEC = spec.load()
@@ -187,7 +188,7 @@ def test_udp_budget_bounds_work(udp):
     """The budget counts a frame's set-up (FRAME_COST) and every hashed byte: a data
     block one byte past it is not deciphered (Suricata 8 would come nearer its
     instruction limit); the verdict is 'no message', never an error."""
-    most = SPEC.decoder.budget - suricata_lua.FRAME_COST - 13  # key, flags, data header
+    most = SPEC.decoder.budget - luadecoder.FRAME_COST - 13  # key, flags, data header
     for size, found in ((most, (0, 1)), (most + 1, (0, 0))):
         msg = P.Message(key_lo=7, key_hi=8, flags=0x8040, data_flags=0, data=bytes(size))
         assert counts(udp.match(P.encode(msg), CLIENT, LISTENER)) == found, size
@@ -237,7 +238,7 @@ def adversarial_udp() -> dict[str, bytes]:
     budget = SPEC.decoder.budget
     cases = {}
     # the largest data block the budget verifies (its set-up and sysinfo count too)
-    for size in (budget - suricata_lua.FRAME_COST - 60, budget + 100, 65000):
+    for size in (budget - luadecoder.FRAME_COST - 60, budget + 100, 65000):
         cases[f"data block of {size} bytes"] = P.encode(with_blocks(0x80C8, bytes(size)))
     return cases
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ...spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
-from ..common import Names, banner, environment, options_line
+from ..common import Names, banner, environment, metadata, options_line
 from . import lock
 
 _env = environment(Path(__file__).resolve().parent / "templates")
@@ -80,16 +80,6 @@ def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> s
     return ""
 
 
-def _metadata(spec: Spec, sig: Signature) -> str:
-    items = dict(spec.metadata)
-    items.update(
-        signature_severity=sig.severity,
-        created_at=sig.created_at.replace("-", "_"),
-        updated_at=sig.updated_at.replace("-", "_"),
-    )
-    return ", ".join(f"{k} {v}" for k, v in sorted(items.items()))
-
-
 def action(rule: Rule, opts: Options) -> str:
     return "drop" if rule.drop_when_block_tcp and opts.block_tcp else rule.action
 
@@ -157,5 +147,5 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
         rev=lambda rule: revs.get(rule.sid_offset, 0),
         action=lambda rule: action(rule, opts),
         report=lambda sig, rule: _report_keywords(spec, sig, rule, opts),
-        metadata=lambda sig: _metadata(spec, sig),
+        metadata=lambda sig: metadata(spec, sig),
     )

@@ -1,0 +1,110 @@
+"""Snort 3 files rendered from the spec: the rules file, the decoder option, the snippet
+an operator adds to their snort.lua (event filters: Snort 3 rules carry no threshold)
+and a standalone configuration (snort.lua) the tests run with.
+
+Snort's rules keep the Suricata rules' sids, revs (the rev lock), msg, classtype and
+metadata. A signature whose count needs the packet's time (the scan count, on the port
+generator's week) is left out: the option cannot see it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ...spec import Options, Rule, Signature, Spec, rule_sid
+from ..common import banner, metadata, options_line
+from ..luadecoder import decoder_environment, render_decoder
+
+_env = decoder_environment(Path(__file__).resolve().parent / "templates")
+
+SNIPPET = "snort3-snippet.lua"
+CONFIG = "snort.lua"
+KINDS = ("control", "data", "any")  # what the option can count; `scan` needs the time
+
+MODES_ABOUT = """What a packet is, by transport and role (transport, listener side, whether it
+-- is the handshake, the flowint that holds its direction's first sequence number): the
+-- option's Lua state serves every rule that names its kind, so it looks this up per packet."""
+
+
+def snort3_rules(spec: Spec) -> list[tuple[Signature, Rule]]:
+    """The signature rules Snort 3 renders, in spec order."""
+    return [(s, r) for s in spec.signatures if s.matches in KINDS for r in s.rules]
+
+
+def left_out(spec: Spec) -> list[Signature]:
+    return [s for s in spec.signatures if s.matches not in KINDS]
+
+
+def action(rule: Rule, opts: Options) -> str:
+    """Snort's `drop` drops the packet; `block` the packet and the rest of its flow."""
+    if rule.drop_when_block_tcp and opts.block_tcp:
+        return "block"
+    return rule.action
+
+
+def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
+    """UDP: datagrams that can hold a message. TCP: the packets off the wire, SYNs too
+    (their sequence numbers start each direction), not Snort's reassembled PDUs: the
+    option follows each direction by sequence number as on Suricata. Detected on TCP
+    reports once per session (a flowbit), unless it blocks the session (block_tcp)."""
+    option = f"{spec.snort3.option}:kind='{sig.matches}'; "
+    if rule.transport == "udp":
+        return f"dsize:>={spec.protocol.min_message}; {option}"
+    if rule.report == "once_per_flow" and action(rule, opts) == "alert":
+        bit = f"{spec.pack.flowint_prefix}.{sig.name}"
+        return f"flow:no_stream; flowbits:isnotset,{bit}; {option}flowbits:set,{bit}; "
+    return f"flow:no_stream; {option}"
+
+
+def _event_filters(spec: Spec, opts: Options) -> list[dict[str, object]]:
+    """Snort 3's stand-in for the rules' threshold: once per source per report_interval.
+    Its windows are fixed (0, interval, 2 x interval from the first event), where
+    Suricata's limit opens a window at each report."""
+    return [
+        {
+            "sid": rule_sid(opts, r),
+            "seconds": opts.report_interval,
+            "name": f"{s.name}/{r.transport}",
+        }
+        for s, r in snort3_rules(spec)
+        if r.report == "once_per_source"
+    ]
+
+
+def render_snort3(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str, str]:
+    """The Snort 3 files, by path under snort3/. `revs` maps sid offsets to revs."""
+    common = dict(
+        banner=banner(spec), options_line=options_line(opts), spec=spec, snort=spec.snort3, o=opts
+    )
+    rules = _env.get_template("rules.j2").render(
+        **common,
+        rules=snort3_rules(spec),
+        left_out=left_out(spec),
+        action=lambda r: action(r, opts),
+        keywords=lambda s, r: _keywords(spec, s, r, opts),
+        sid=lambda r: rule_sid(opts, r),
+        rev=lambda r: revs.get(r.sid_offset, 0),
+        metadata=lambda s: metadata(spec, s),
+    )
+    roles = spec.decoder.rules_of(spec.decoder.engines[0])
+    lua = render_decoder(
+        _env,
+        spec,
+        opts,
+        spec.snort3,
+        roles,
+        lambda r: f'"{r.transport}/{r.role}"',
+        snort=spec.snort3,
+        modes_about=MODES_ABOUT,
+    )
+    snippet = _env.get_template("snippet.lua.j2").render(
+        **common, filters=_event_filters(spec, opts)
+    )
+    config = _env.get_template("snort.lua.j2").render(**common, snippet=SNIPPET)
+    base = "snort3"
+    return {
+        f"{base}/{spec.snort3.rules_file}": rules,
+        f"{base}/{spec.snort3.lua_script}": lua,
+        f"{base}/{SNIPPET}": snippet,
+        f"{base}/{CONFIG}": config,
+    }
