@@ -156,6 +156,17 @@ BAD = {
         "signatures[3].rules[0]",
         "matches: scan",
     ),
+    "snort rules file loaded by suricata-update": (
+        _set(["snort3", "rules_file"], "conficker-p2p-snort3.rules"),
+        "snort3.rules_file",
+        "must not end in .rules",
+    ),
+    "snort option name": (
+        _set(["snort3", "option"], "Conficker-P2P"),
+        "snort3.option",
+        "expected a Snort option name",
+    ),
+    "snort flows": (_set(["snort3", "flows"], 0), "snort3.flows", "positive number"),
     "unknown transport": (
         _set(["signatures", 0, "rules", 0, "transport"], "sctp"),
         "signatures[0].rules[0].transport",
