@@ -96,6 +96,11 @@ class Snort3Target:
     lua = "luajit"
     family = "snort"
     packet_time = False
+    # What the option can count in a packet; the scan count needs the packet's time.
+    kinds = ("control", "data", "any")
+
+    def renders(self, sig: Signature) -> bool:
+        return sig.matches in self.kinds
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ _env = decoder_environment(Path(__file__).resolve().parent / "templates")
 
 SNIPPET = "snort3-snippet.lua"
 CONFIG = "snort.lua"
-KINDS = ("control", "data", "any")  # what the option can count; `scan` needs the time
 
 MODES_ABOUT = """What a packet is, by transport and role (transport, listener side, whether it
 -- is the handshake, the flowint that holds its direction's first sequence number): the
@@ -28,11 +27,11 @@ MODES_ABOUT = """What a packet is, by transport and role (transport, listener si
 
 def snort3_rules(spec: Spec) -> list[tuple[Signature, Rule]]:
     """The signature rules Snort 3 renders, in spec order."""
-    return [(s, r) for s in spec.signatures if s.matches in KINDS for r in s.rules]
+    return [(s, r) for s in spec.signatures if spec.snort3.renders(s) for r in s.rules]
 
 
 def left_out(spec: Spec) -> list[Signature]:
-    return [s for s in spec.signatures if s.matches not in KINDS]
+    return [s for s in spec.signatures if not spec.snort3.renders(s)]
 
 
 def action(rule: Rule, opts: Options) -> str:
