@@ -1,4 +1,4 @@
-"""`make bench`: what the Conficker P2P pack costs Suricata.
+"""`make bench`: what the Conficker P2P pack costs Suricata (and Snort 3, bench.snort).
 
 bench.inputs writes deterministic, cached pcaps (a realistic traffic mix, an adversarial
 UDP flood, many short TCP sessions on high ports); bench.cli runs every available engine

@@ -73,6 +73,13 @@ def budget_rows(report: Report) -> list[tuple[str, str, str, str, str, str, bool
             rows.append((eng.name, "all", f"{arm} rules loaded (failed, skipped)",
                          f"{w[0]} ({w[1]}, {w[2]})", f"{got[0]} ({got[1]}, {got[2]})", "-",
                          got == w))
+    if report.snort_version:  # no CPU budgets for Snort 3: its health only
+        rows.append(("snort3", "all", "Lua errors, ERROR or FATAL lines in Snort's output",
+                     "none", str(len(report.snort_problems)), "-", not report.snort_problems))
+        got, want = report.snort_rules, (report.snort_pack.rules(), 0, 0)
+        if got is not None:
+            rows.append(("snort3", "all", "pack rules loaded", str(want[0]), str(got[0]), "-",
+                         got == want))
     return rows
 
 def missed(report: Report) -> list[str]:

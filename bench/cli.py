@@ -1,12 +1,12 @@
 """`make bench` (`python -m bench`): run Suricata on the benchmark inputs without rules, with
-the pack, with the engine's bundled rules and with both; count what the pack's Lua does;
-write RESULTS.md.
+the pack, with the engine's bundled rules and with both, and Snort 3 without rules and with
+the pack's snort3/ files; count what the pack's Lua does; write RESULTS.md.
 
 Modules: bench.inputs writes the cached inputs; bench.arms stages the arms (bench.harness:
 the engine harness of tests/engine); bench.runner runs Suricata and samples CPU and RSS
-into bench.stats's cells; bench.luacount and bench.worstcase count the Lua outside
-Suricata; bench.budgets and bench.report give the budgets and RESULTS.md; bench.replay
-saves a run for --replay.
+into bench.stats's cells (bench.snort: the Snort 3 arms, the same way); bench.luacount and
+bench.worstcase count the Lua outside Suricata; bench.budgets and bench.report give the
+budgets and RESULTS.md; bench.replay saves a run for --replay.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from bench import inputs
+from bench import inputs, snort
 from bench.arms import (
     BUNDLED_ARMS,
     BUNDLED_INPUTS,
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="candidate packets per input run through the Lua counting (default "
                     "20,000)")
     ap.add_argument("--engine", action="append", default=[],
-                    help="only this engine (suricata7, suricata8); repeatable")
+                    help="only this engine (suricata7, suricata8, snort3); repeatable")
     ap.add_argument("--no-profile", action="store_true",
                     help="no profile arms, no profile inputs")
     ap.add_argument("--out", type=Path, default=None,
@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     for e in ENGINES:
         if e not in engines:
             log(f"{e.name}: skipped ({'not installed' if not e.available() else 'not selected'})")
-    if not engines:
+    snort_on = snort.available() and (not args.engine or snort.NAME in args.engine)
+    if not snort_on:
+        why = f"not installed at {snort.SNORT3}" if not snort.available() else "not selected"
+        log(f"{snort.NAME}: skipped ({why})")
+    if not engines and not snort_on:
         log("no engine to run")
         return 1
     pack = Pack.load(args.rules_dir, args.lua_dir)
@@ -153,10 +157,39 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{eng.name}: worst cases ({time.monotonic() - t0:.1f} s): "
             + ", ".join(f"{w.case} {w.instructions:,}" for w in report.worst[eng.name]))
 
+    if snort_on:
+        _run_snort(report, infos, args, log)
     report.seconds = time.monotonic() - t_start
     args.cache.mkdir(parents=True, exist_ok=True)
     save_run(report, args.cache / ("last-run-small.json" if args.small else "last-run.json"))
     return _finish(report, args.out)
+
+
+def _run_snort(report: Report, infos: dict, args: argparse.Namespace, log) -> None:  # noqa: ANN001
+    """Snort 3's arms on the main inputs, as many runs as the Suricata main arms; every
+    run's output searched for Lua errors."""
+    report.snort_version = snort.version()
+    sp = report.snort_pack = snort.SnortPack.render()
+    log(f"{snort.NAME}: Snort {report.snort_version}, snort3/ snapshot {sp.digest()}: "
+        f"{sp.rules()} rules")
+    sb = snort.SnortBench(sp)
+    problems: list[str] = []
+    try:
+        for spec in inputs.INPUTS:
+            log(f"{snort.NAME} on {spec.name}:")
+            runs = args.mix_runs if spec.name == "mix" else args.runs
+            cell = measure_plan(sb, Path(infos[spec.name].path), dict.fromkeys(snort.ARMS, runs),
+                                log)
+            for arm, samples in cell.samples.items():
+                problems += [f"{spec.name} {arm}: {p}" for s in samples for p in s.lua_problems]
+            report.snort_rules = cell.samples["pack"][0].rules
+            report.snort[spec.name] = cell
+            r = cell.compare("cpu")
+            log(f"    cpu pack/none fastest {r.fastest:.3f} median {r.median:.3f}, "
+                f"A/A noise ±{cell.noise():.1%}")
+    finally:
+        sb.close()
+    report.snort_problems = sorted(set(problems))
 
 
 def _finish(report: Report, out: Path) -> int:

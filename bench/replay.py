@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import inputs, luacount, worstcase
 from bench.arms import Bundled, Pack
 from bench.report import Report
+from bench.snort import SnortPack
 from bench.stats import Cell, Sample
 
 
@@ -49,6 +50,10 @@ def save_run(report: Report, path: Path) -> None:
         "worst": {k: [vars(w) for w in v] for k, v in report.worst.items()},
         "seconds": report.seconds, "profile_runs": report.profile_runs,
         "mix_runs": report.mix_runs, "sample": report.sample,
+        "snort_version": report.snort_version,
+        "snort_pack": None if report.snort_pack is None else vars(report.snort_pack),
+        "snort": {i: _cell_json(c) for i, c in report.snort.items()},
+        "snort_problems": report.snort_problems, "snort_rules": report.snort_rules,
     }
     path.write_text(json.dumps(data))
 
@@ -69,4 +74,9 @@ def load_run(path: Path) -> Report:
     rep.bundled = {k: Bundled(v["text"], v["files"], v["rules"], Counter(v["left_out"]))
                    for k, v in d["bundled"].items()}
     rep.worst = {k: [worstcase.Worst(**w) for w in v] for k, v in d["worst"].items()}
+    rep.snort_version = d.get("snort_version", "")  # runs saved before Snort 3 lack these
+    rep.snort_pack = SnortPack(**d["snort_pack"]) if d.get("snort_pack") else None
+    rep.snort = {i: _cell_from(v) for i, v in d.get("snort", {}).items()}
+    rep.snort_problems = d.get("snort_problems", [])
+    rep.snort_rules = tuple(d["snort_rules"]) if d.get("snort_rules") else None
     return rep

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from bench import budgets, inputs, worstcase
+from bench import budgets, inputs, snort, worstcase
 from bench.arms import (
     PROFILE_ARMS,
     Bundled,
@@ -73,6 +73,11 @@ class Report:
     profile_runs: int = 0
     mix_runs: int = 0
     sample: int = 0
+    snort_version: str = ""  # empty when Snort 3 did not run
+    snort_pack: snort.SnortPack | None = None
+    snort: dict[str, Cell] = field(default_factory=dict)  # input -> Snort 3's cell
+    snort_problems: list[str] = field(default_factory=list)
+    snort_rules: tuple[int, int, int] | None = None  # rules loaded by the pack arm
 
     def _engines(self) -> list[Engine]:
         return [e for e in ENGINES if e.name in self.versions]
@@ -91,7 +96,8 @@ class Report:
     def markdown(self) -> str:
         engines = self._engines()
         out = [
-            "# What the Conficker P2P pack costs Suricata",
+            "# What the Conficker P2P pack costs Suricata"
+            + (" and Snort 3" if self.snort_version else ""),
             "",
             f"Written by `make bench` (`python -m bench`), {self.started:%Y-%m-%d %H:%M} UTC, in "
             f"{self.seconds / 60:.1f} min. Machine: {machine()}.",
@@ -106,7 +112,9 @@ class Report:
                 f"{', '.join(f'`{n}`' for n in self.pack.scripts(self.version(e)))}) and skips "
                 f"{self.pack.skipped(self.version(e))} (`requires:`)." for e in engines),
             "",
-            "Engines: " + ", ".join(f"{n} = Suricata {v}" for n, v in self.versions.items())
+            "Engines: " + ", ".join([f"{n} = Suricata {v}" for n, v in self.versions.items()]
+                                    + ([f"{snort.NAME} = Snort {self.snort_version} (its own "
+                                        "section below)"] if self.snort_version else []))
             + ". Every run: `suricata -r INPUT -S RULES -k none --runmode single` with the "
             "default suricata.yaml (eve.json with its default event types) and the harness's "
             "settings. Arms: `none` an empty rules file; `none-b` the same again (the A/A arm); "
@@ -117,7 +125,8 @@ class Report:
             + (f", {self.profile_runs} of each profile arm" if self.profile_runs else "")
             + ", after an untimed warm-up run, the arms taking turns (each round starts one arm "
             "later). CPU = user+system time of the suricata process (os.wait4), RSS = its peak "
-            f"resident set. Scale {self.scale:g}.",
+            "resident set (GNU time's %M: os.wait4's would be at least the bench's own). "
+            f"Scale {self.scale:g}.",
             "",
             "How to read the ratios: `fastest; median (range)` is the ratio of the fastest runs "
             "of the two arms (contention on a shared machine only ever adds time, so the "
@@ -186,6 +195,7 @@ class Report:
         out += self.counts_markdown()
         for eng in engines:
             out += self.engine_markdown(eng)
+        out += self.snort_markdown()
         out += self.worst_markdown()
         out += ["", "## Budgets", "",
                 "| engine | input | measure | budget | measured | noise floor | |",
@@ -279,6 +289,49 @@ class Report:
                  "blocked_function_errors} all 0" if eng.major >= 8 else "")
                 + " in every pack and bundled+pack run." if not probs else
                 f"{len(probs)} problems, first: " + "; ".join(probs[:5]))]
+        return out
+
+    def snort_markdown(self) -> list[str]:
+        if not self.snort_version:
+            return []
+        sp = self.snort_pack
+        out = ["", f"## {snort.NAME}: Snort {self.snort_version}", "",
+               f"Pack: the snort3/ files rendered from the spec at start (snapshot "
+               f"{sp.digest()}: `{sp.rules_name}`, {sp.rules()} rules, calling the option "
+               f"script `{sp.script}`). Every run: "
+               "`snort -c snort.lua --script-path ARM -R RULES -r INPUT -k none -A none` with "
+               "the pack's standalone snort.lua (its snippet included). Arms: `none` the same "
+               "snort.lua and script path with an empty rules file (so the pack's rules are "
+               "the only difference); `none-b` the same again (the A/A arm); `pack` the pack's "
+               "rules. Runs, rounds, warm-up, CPU (os.wait4 of the snort process), RSS, "
+               "ratios and noise floor as for Suricata above. No budgets: these are "
+               "measured, not limited.", "",
+               "| input | CPU s none | CPU s none-b | CPU s pack | A/A none-b/none: fastest; "
+               "median (range) | noise floor | CPU pack/none: fastest; median (range) "
+               "| wall pack/none (medians) | peak RSS MB none / pack | RSS pack/none "
+               "| alerts pack |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name in self.infos:
+            cell = self.snort.get(name)
+            if cell is None:
+                continue
+
+            def cpu(arm: str, cell: Cell = cell) -> str:
+                return f"{_f(cell.fastest(arm))} / {_f(cell.med(arm, 'cpu'))}"
+
+            floor = cell.noise()
+            out.append(
+                f"| {name} | {cpu('none')} | {cpu('none-b')} | {cpu('pack')} | "
+                f"{_r(cell.compare('cpu', 'none-b', 'none'))} | "
+                f"{'-' if floor is None else f'±{floor:.1%}'} | {_r(cell.compare('cpu'))} | "
+                f"{_f(cell.ratio('wall'), 3)} | {_f(cell.med('none', 'rss_mb'), 1)} / "
+                f"{_f(cell.med('pack', 'rss_mb'), 1)} | {_f(cell.ratio('rss_mb'), 3)} | "
+                f"{sum(cell.samples['pack'][0].alerts.values())} |")
+        probs = self.snort_problems
+        out += ["", "CPU seconds as fastest / median run.", "",
+                "Lua health: " + ("no `<script>.lua:<line>:` error and no ERROR or FATAL line "
+                                  "in the output of any run." if not probs else
+                                  f"{len(probs)} problems, first: " + "; ".join(probs[:5]))]
         return out
 
     def worst_markdown(self) -> list[str]:

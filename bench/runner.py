@@ -1,9 +1,10 @@
 """Running Suricata on the benchmark inputs and sampling what each run costs.
 
 Every run is `suricata -r INPUT -S RULES -k none --runmode single` with the harness's
-settings (tests/engine/engines.py), timed from the parent: user+system CPU time and peak
-RSS come from os.wait4's resource usage of the suricata process (`chroot` execs it, so for
-Suricata 8 the child is suricata too), wall time from the clock around it. The arms take
+settings (tests/engine/engines.py), timed from the parent: user+system CPU time comes
+from os.wait4's resource usage of the suricata process (`chroot` execs it, so for
+Suricata 8 the child is suricata too), peak RSS from GNU time around it (timed_run says
+why), wall time from the clock around it. The arms take
 turns (measure_plan); the count arm gives the decoder invocations as Suricata counts them.
 
 Outside Suricata (bench/luacount.py, bench/worstcase.py): Lua VM instructions and bytes
@@ -31,6 +32,7 @@ from bench.rulemodel import admits, parse_version, rule_lines, selectors
 from bench.stats import Cell, Sample
 
 RUN_TIMEOUT = 900
+TIME = Path("/usr/bin/time")  # GNU time, for the peak RSS (timed_run)
 
 class Bench:
     """One engine's staging folder: arms and input pcaps, and the runs on them."""
@@ -72,27 +74,48 @@ class Bench:
         args = ["-r", eng._inside(pcap), "-S", eng._inside(armdir / arm.rules),
                 "-l", eng._inside(logdir), "-k", "none", "--runmode", "single",
                 *eng._settings(armdir)]
-        with open(logdir / "console.txt", "wb") as console:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(eng._cmd(args), stdout=console, stderr=subprocess.STDOUT)
-            timer = threading.Timer(RUN_TIMEOUT, lambda: os.kill(proc.pid, signal.SIGKILL))
-            timer.start()
-            try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            finally:
-                timer.cancel()
-            wall = time.perf_counter() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
+        rc, cpu, wall, rss_mb = timed_run(eng._cmd(args), logdir / "console.txt")
         log = (logdir / "console.txt").read_text(errors="replace")
         if (logdir / "suricata.log").exists():
             log += (logdir / "suricata.log").read_text(errors="replace")
-        if proc.returncode != 0:
+        if rc != 0:
             raise RuntimeError(f"{eng.name} {arm_name} on {pcap.name} exited "
-                               f"{proc.returncode}: {log[-3000:]}")
+                               f"{rc}: {log[-3000:]}")
         stats, alerts = _read_eve(logdir / "eve.json")
         shutil.rmtree(logdir, ignore_errors=True)
-        return Sample(arm_name, usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024,
-                      stats, alerts, lua_problems(eng.major, log, stats), rules_loaded(stats))
+        return Sample(arm_name, cpu, wall, rss_mb, stats, alerts,
+                      lua_problems(eng.major, log, stats), rules_loaded(stats))
+
+
+def timed_run(cmd: list[str], console: Path, cwd: Path | None = None
+              ) -> tuple[int, float, float, float]:
+    """Exit status, user+system CPU seconds and peak RSS MB of the child (os.wait4: its
+    own resource usage, the engine's when the command execs it), wall seconds; killed
+    after RUN_TIMEOUT. Output to `console`.
+
+    The peak RSS comes from GNU time (TIME) when installed: Linux carries the peak of the
+    mm a process forks from across exec, so os.wait4's ru_maxrss of a child of this
+    Python is at least this Python's own peak (over 100 MB after the Lua counts) and hides
+    an engine's smaller one; GNU time forks the engine from its own small process. Its
+    own CPU time (about a millisecond) is in every arm's."""
+    rss_file = console.with_suffix(".rss")
+    if TIME.exists():
+        cmd = [str(TIME), "-f", "%M", "-o", str(rss_file), *cmd]
+    with open(console, "wb") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        timer = threading.Timer(RUN_TIMEOUT, lambda: os.kill(proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    rss_kb = usage.ru_maxrss
+    if TIME.exists() and proc.returncode == 0:
+        rss_kb = int(rss_file.read_text().split()[-1])
+    return (proc.returncode, usage.ru_utime + usage.ru_stime, wall, rss_kb / 1024)
 
 
 def _read_eve(path: Path) -> tuple[dict, Counter]:

@@ -17,7 +17,7 @@ from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
 from bench import arms as bench_arms  # noqa: E402
-from bench import cli, inputs, luacount, replay, rulemodel, stats, worstcase  # noqa: E402
+from bench import cli, inputs, luacount, replay, rulemodel, snort, stats, worstcase  # noqa: E402
 from bench import report as bench_report  # noqa: E402
 from generator import codec as protocol  # noqa: E402
 
@@ -323,8 +323,8 @@ def test_worst_case_search_finds_a_costlier_call(monkeypatch):
     assert worst["tcp-mss-minimal"].instructions > udp.instructions / 2
 
 
-def _section(report: str, engine: str) -> str:
-    section = re.search(rf"^## {engine}: Suricata (\S+)\n\n(.*?)(?=^## |\Z)", report, re.M | re.S)
+def _section(report: str, engine: str, title: str = "Suricata") -> str:
+    section = re.search(rf"^## {engine}: {title} (\S+)\n\n(.*?)(?=^## |\Z)", report, re.M | re.S)
     assert section, f"no section for {engine}"
     return section.group(2)
 
@@ -339,8 +339,9 @@ def _parse(table: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def _table(report: str, engine: str, index: int = 0) -> dict[str, dict[str, str]]:
-    tables = [t for t in _section(report, engine).split("\n\n") if t.startswith("|")]
+def _table(report: str, engine: str, index: int = 0, title: str = "Suricata"
+           ) -> dict[str, dict[str, str]]:
+    tables = [t for t in _section(report, engine, title).split("\n\n") if t.startswith("|")]
     return _parse(tables[index])
 
 
@@ -423,3 +424,114 @@ def test_small_bench_writes_a_report(request, tmp_path, capsys):
         assert re.search(rf"\| {eng.name} \| mix \| CPU time bundled\+pack/bundled", budgets)
     if any(e.major >= 8 for e in engines):
         assert "| adversarial | Lua VM instructions of one call" in budgets
+
+
+# --- Snort 3 ------------------------------------------------------------------------------
+
+
+def _snort_wanted(config: pytest.Config) -> bool:
+    wanted = config.getoption("--engine")
+    return snort.available() and (not wanted or snort.NAME in wanted)
+
+
+def test_snort_arms_differ_only_by_the_rules():
+    sp = snort.SnortPack.render()
+    arms = sp.arm_files()
+    assert list(arms) == snort.ARMS
+    assert arms["none-b"] == arms["none"]  # the A/A arm: the baseline again
+    (none, none_rules), (pack, pack_rules) = arms["none"], arms["pack"]
+    assert none[none_rules] == "" and pack_rules == sp.rules_name and sp.rules() > 0
+    assert {k: v for k, v in none.items() if k != none_rules} == {
+        k: v for k, v in pack.items() if k != pack_rules}  # snort.lua, snippet, script
+    assert sp.script in none and "snort.lua" in none
+
+
+def test_snort_lua_problems_are_found_in_the_output():
+    log = ("Loading snort3/snort.lua:\n"
+           "conficker_p2p.lua:12: attempt to index a nil value\n"
+           "ERROR: something\n   total rules loaded: 5\n")
+    assert snort.lua_problems(log) == ["conficker_p2p.lua:12: attempt to index a nil value",
+                                       "ERROR: something"]
+    assert snort._stat(log, "total rules loaded") == 5 and snort._stat(log, "alerts") == 0
+
+
+def test_snort_run_reports_an_injected_lua_error(request, tiny):
+    """Snort exits 0 on a Lua error in the option: the bench must find it in the output."""
+    if not _snort_wanted(request.config):
+        pytest.skip(f"Snort 3 not installed at {snort.SNORT3} (or not selected)")
+    sp = snort.SnortPack.render()
+    text = sp.files[sp.script]
+    assert text.count("  decode(pk)\n") == 1
+    faulty = snort.SnortPack({**sp.files, sp.script: text.replace(
+        "  decode(pk)\n", '  decode(pk)\n  error("injected fault")\n')}, sp.rules_name, sp.script)
+    flood = Path(tiny["flood"].path)
+    for pack, bad in ((sp, False), (faulty, True)):
+        bench = snort.SnortBench(pack)
+        try:
+            s = bench.run("pack", bench.stage_input(flood))
+            none = bench.run("none", bench.stage_input(flood))
+        finally:
+            bench.close()
+        assert any("injected fault" in p for p in s.lua_problems) == bad, s.lua_problems
+        assert s.rules == (sp.rules(), 0, 0) and none.rules == (0, 0, 0)
+        assert none.lua_problems == [] and s.cpu > 0 and s.rss_mb > 10
+        assert s.stats["analyzed"] == none.stats["analyzed"] == tiny["flood"].packets
+
+
+def _snort_report() -> bench_report.Report:
+    rep = _report({})
+    rep.snort_version, rep.snort_pack = "3.12.2.0", snort.SnortPack.render()
+    rep.infos = {n: inputs.InputInfo(n, n, "-", packets=1000) for n in ("mix", "flood")}
+    rep.snort = {"mix": _cell({"none": [1.0, 1.1, 1.05], "none-b": [1.1, 1.0, 1.05],
+                               "pack": [1.2, 1.3, 1.25]}),
+                 "flood": _cell({"none": [1.0], "none-b": [1.0], "pack": [2.0]})}
+    rep.snort_rules = (rep.snort_pack.rules(), 0, 0)
+    return rep
+
+
+def test_snort_section_and_budget_rows(tmp_path):
+    rep = _snort_report()
+    text = rep.markdown()
+    rows = _table(text, snort.NAME, title="Snort")
+    assert set(rows) == {"mix", "flood"}
+    mix = rows["mix"]
+    assert mix["A/A none-b/none: fastest; median (range)"] == "1.000; 1.000 (0.91-1.10)"
+    assert mix["noise floor"] == "±10.0%"
+    assert mix["CPU pack/none: fastest; median (range)"] == "1.200; 1.190 (1.18-1.20)"
+    assert mix["CPU s pack"] == "1.20 / 1.25"
+    assert rows["flood"]["CPU pack/none: fastest; median (range)"].startswith("2.000; 2.000")
+    assert "snort3 = Snort 3.12.2.0" in text and "Lua health: no `<script>.lua" in text
+    assert rep.missed() == []
+    rep.snort_problems = ["mix pack: conficker_p2p.lua:3: boom"]
+    rep.snort_rules = (0, 0, 0)
+    assert len(rep.missed()) == 2  # the Lua error and the rules that did not load
+    replay.save_run(rep, tmp_path / "run.json")
+    assert replay.load_run(tmp_path / "run.json").markdown() == rep.markdown()
+
+
+def test_small_bench_snort3(request, tmp_path, capsys):
+    if not _snort_wanted(request.config):
+        pytest.skip(f"Snort 3 not installed at {snort.SNORT3} (or not selected)")
+    out = tmp_path / "RESULTS.md"
+    argv = ["--small", "--out", str(out), "--cache", str(tmp_path / "cache"),
+            "--engine", snort.NAME]
+    assert cli.main(argv) == 0
+    report = out.read_text()
+    assert report in capsys.readouterr().out
+    rows = _table(report, snort.NAME, title="Snort")
+    assert set(rows) == {"mix", "flood", "tcp"}
+    for name, row in rows.items():
+        for col in ("CPU s none", "CPU s none-b", "CPU s pack"):
+            fastest, median = (float(x) for x in row[col].split(" / "))
+            assert 0 < fastest <= median < 120, (name, col, row[col])
+        aa = row["A/A none-b/none: fastest; median (range)"]
+        assert 0.2 < _num(aa) < 5 and re.fullmatch(r"[\d.]+; [\d.]+ \([\d.]+-[\d.]+\)", aa)
+        assert row["noise floor"].startswith("±") and 0 <= _num(row["noise floor"]) < 500
+        assert 0.2 < _num(row["CPU pack/none: fastest; median (range)"]) < 100
+        sizes = [float(x) for x in row["peak RSS MB none / pack"].split(" / ")]
+        assert all(10 < x < 4000 for x in sizes), (name, sizes)
+    assert _num(rows["mix"]["alerts pack"]) > 0  # the mix's infected hosts
+    budgets = re.search(r"^## Budgets\n\n(\|.*?)\n\n", report, re.M | re.S).group(1)
+    for what in ("Lua errors", "pack rules loaded"):
+        row = re.search(rf"\| {snort.NAME} \| all \| {what}[^\n]*", budgets).group(0)
+        assert row.endswith("| met |"), row
