@@ -479,54 +479,6 @@ local function stream_of(fid, seq, isn)
   return st
 end
 
--- Raw packets -----------------------------------------------------------------
--- Where the transport header of raw packet `pk` starts, where the IP payload ends (first
--- and last index) and the IP protocol; nil when the headers are not Ethernet (VLAN-tagged
--- or not), Linux cooked or raw IP around IPv4 or IPv6 (without extension headers). The IP
--- length says where the payload ends (Ethernet pads short frames); a length of 0 (a
--- capture taken before segmentation offload) means the end of the packet.
-local function l4_of(pk)
-  local n = #pk
-  if n < 28 then return nil end
-  local ip
-  local et = byte(pk, 13) * 256 + byte(pk, 14)
-  if et == 0x8100 or et == 0x88A8 then
-    et = byte(pk, 17) * 256 + byte(pk, 18); ip = 19
-    if et == 0x8100 then et = byte(pk, 21) * 256 + byte(pk, 22); ip = 23 end
-  elseif et == 0x0800 or et == 0x86DD then
-    ip = 15
-  else
-    et = byte(pk, 15) * 256 + byte(pk, 16); ip = 17  -- Linux cooked capture
-    if et ~= 0x0800 and et ~= 0x86DD then
-      local v = byte(pk, 1)
-      if v >= 0x45 and v <= 0x4F then et, ip = 0x0800, 1 elseif v >= 0x60 and v <= 0x6F then et, ip = 0x86DD, 1 else return nil end
-    end
-  end
-  local l4, last, proto
-  if et == 0x0800 then
-    local v = byte(pk, ip)
-    if v < 0x45 or v > 0x4F then return nil end
-    l4, proto = ip + (v - 0x40) * 4, byte(pk, ip + 9)
-    last = ip + byte(pk, ip + 2) * 256 + byte(pk, ip + 3) - 1
-  else
-    l4, proto = ip + 40, byte(pk, ip + 6)
-    last = l4 + byte(pk, ip + 4) * 256 + byte(pk, ip + 5) - 1
-  end
-  if last < l4 or last > n then last = n end
-  if l4 + 7 > last then return nil end
-  return l4, last, proto
-end
-
--- The TCP segment whose header starts at index `tcp` of raw packet `pk` (l4_of's
--- answer): the packet, its sequence number and its payload's first and last index; nil
--- when it is no TCP segment or its header does not fit.
-local function tcp_at(pk, tcp, last, proto)
-  if tcp == nil or proto ~= 6 or tcp + 19 > last then return nil end
-  local first = tcp + shr(byte(pk, tcp + 12), 4) * 4
-  if first - tcp < 20 or first > last + 1 then return nil end
-  local a, b, c, d = byte(pk, tcp + 4, tcp + 7)
-  return pk, ((a * 256 + b) * 256 + c) * 256 + d, first, last
-end
 
 -- Engine adapter: Snort 3 -----------------------------------------------------
 -- The option sees one buffer, the packet's payload (pkt_data), and nothing of the packet
@@ -534,114 +486,131 @@ end
 -- wire follows its IP and transport headers in the same buffer: the adapter reads them
 -- there, walking back from the payload and checking every length it relies on (a packet
 -- whose headers do not check out is not decoded). The flow state Suricata keeps in
--- flowints is a table of this Lua state, by flow (8192 flows, emptied when full).
+-- flowints is a table of this Lua state, by flow (8192 flows per transport,
+-- emptied when full), made at a flow's first flowint. Strings are made only of what is
+-- read: the flow's key (addresses and ports, one copy where they lie together) and the
+-- payload of a packet that is decoded.
 require("snort_plugin")
 local ffi = ffi
 local get_buffer = ffi.C.get_buffer
-local char = string.char
 
 local FLOWS = 8192
-local flows, nflows = {}, 0
--- This packet: its headers and payload as one string (raw), where its transport header
--- starts, where its payload ends, its protocol; its two ends (address and port bytes)
--- and its flow's entry (flowint values by position, and the flow's client end).
-local raw, l4, last, proto, src, dst, cur
+local flows = { [6] = {}, [17] = {} }
+local nflows = { [6] = 0, [17] = 0 }
+-- This packet: its transport header, payload and payload length, protocol,
+-- its direction's key (sender and receiver: addresses, ports) and its flow's entry
+-- (flowint values by position; `client`, the key of the direction that made it).
+local at_l4, at_data, at_len, proto, dkey, cur
+local NO_FLOW = {}  -- the entry of a flow not seen yet: empty, never written
 
 -- The IP header in front of a transport header at t that, with its payload, is n bytes
 -- long and of protocol want: the header and its length, or nil.
 local function ip_before(t, n, want)
   for ihl = 20, 60, 4 do
-    local ip = t - ihl
-    if ip[0] == 0x40 + ihl / 4 and ip[9] == want and ip[2] * 256 + ip[3] == ihl + n then
-      return ip, ihl
+    local h = t - ihl
+    if h[0] == 0x40 + ihl / 4 and h[9] == want and h[2] * 256 + h[3] == ihl + n then
+      return h, ihl
     end
   end
-  local ip = t - 40
-  if shr(ip[0], 4) == 6 and ip[6] == want and ip[4] * 256 + ip[5] == n then return ip, 40 end
+  local h = t - 40
+  if shr(h[0], 4) == 6 and h[6] == want and h[4] * 256 + h[5] == n then return h, 40 end
   return nil
 end
 
--- The headers in front of the n payload bytes at d: the IP header, its length, the
--- transport header's length and the protocol (UDP or TCP); nil when none check out.
+-- The headers in front of the n payload bytes at d: the IP header and its length, the
+-- transport header and the protocol (UDP or TCP); nil when none check out.
 local function headers(d, n)
   local u = d - 8
   if u[4] * 256 + u[5] == n + 8 then
-    local ip, ihl = ip_before(u, n + 8, 17)
-    if ip ~= nil then return ip, ihl, 8, 17 end
+    local h, ihl = ip_before(u, n + 8, 17)
+    if h ~= nil then return h, ihl, u, 17 end
   end
   for thl = 20, 60, 4 do
     local t = d - thl
     if shr(t[12], 4) * 4 == thl then
-      local ip, ihl = ip_before(t, n + thl, 6)
-      if ip ~= nil then return ip, ihl, thl, 6 end
+      local h, ihl = ip_before(t, n + thl, 6)
+      if h ~= nil then return h, ihl, t, 6 end
     end
   end
   return nil
 end
 
--- The packet behind buffer b, and its flow's entry; nil when its headers cannot be read
--- or its flow showed it is not Conficker.
+-- The key of a direction: sender's address and port, receiver's address and port.
+local function key_of(h, ihl, t, v6)
+  if v6 then return ffi.string(h + 8, 36) end  -- addresses, then the ports: together
+  if ihl == 20 then return ffi.string(h + 12, 12) end
+  return ffi.string(h + 12, 8) .. ffi.string(t, 4)
+end
+
+-- The same key, read the other way (the reply's).
+local function reverse(k)
+  local a = (#k - 4) / 2
+  return sub(k, a + 1, 2 * a) .. sub(k, 1, a) .. sub(k, -2) .. sub(k, -4, -3)
+end
+
+-- The packet behind buffer b; nil when its headers cannot be read, it carries nothing
+-- to decode, or its flow showed it is not Conficker.
 local function packet_of(b)
   local n = b.len
-  local ip, ihl, thl, pr = headers(b.data, n)
-  if ip == nil then return nil end
-  raw, l4, last, proto = ffi.string(ip, ihl + thl + n), ihl + 1, ihl + thl + n, pr
-  local at, len = 13, 4
-  if shr(byte(raw, 1), 4) == 6 then at, len = 9, 16 end
-  src = sub(raw, at, at + len - 1) .. sub(raw, l4, l4 + 1)
-  dst = sub(raw, at + len, at + 2 * len - 1) .. sub(raw, l4 + 2, l4 + 3)
-  local key
-  if src < dst then key = char(pr) .. src .. dst else key = char(pr) .. dst .. src end
-  cur = flows[key]
-  if cur == nil then
-    if nflows >= FLOWS then flows = {}; nflows = 0 end
-    -- the client: the sender of the first packet seen, but the receiver of a SYN-ACK
-    local client = src
-    if pr == 6 and band(byte(raw, l4 + 13), 0x12) == 0x12 then client = dst end
-    cur = { client = client }
-    flows[key] = cur
-    nflows = nflows + 1
-  end
+  local h, ihl, t, pr = headers(b.data, n)
+  -- a TCP segment without payload matters only as a SYN or SYN-ACK
+  if h == nil or (n == 0 and band(t[13], 0x02) == 0) then return nil end
+  at_l4, at_data, at_len, proto = t, b.data, n, pr
+  dkey = key_of(h, ihl, t, ihl == 40 and shr(h[0], 4) == 6)
+  cur = flows[pr][dkey] or NO_FLOW
   if cur[SKIP] ~= nil then return nil end
   return cur
 end
 
--- What the packet is (its entry of MODES): transport, direction, handshake.
+local function fi_get(k) return cur[k] end
+local function fi_set(k, v)
+  if cur == NO_FLOW then
+    -- the flow's first flowint: its client is the sender, but the receiver of a SYN-ACK
+    local table_of = flows[proto]
+    if nflows[proto] >= FLOWS then table_of = {}; flows[proto] = table_of; nflows[proto] = 0 end
+    local client = dkey
+    if proto == 6 and band(at_l4[13], 0x12) == 0x12 then client = reverse(dkey) end
+    cur = { client = client }
+    table_of[dkey], table_of[reverse(dkey)] = cur, cur
+    nflows[proto] = nflows[proto] + 1
+  end
+  cur[k] = v
+end
+
+-- What the packet is (its entry of MODES): transport, direction, handshake. A flow not
+-- seen yet is taken from its sender, as Snort does.
 local MODE_SYN, MODE_SYNACK = MODES["tcp/syn"], MODES["tcp/synack"]
 local MODE_TCP = { [true] = MODES["tcp/to_server"], [false] = MODES["tcp/to_client"] }
 local MODE_UDP = { [true] = MODES["udp/to_server"], [false] = MODES["udp/to_client"] }
 local function mode_of(_)
-  local to_server = src == cur.client
-  if proto == 17 then return MODE_UDP[to_server] end
-  if band(byte(raw, l4 + 13), 0x02) ~= 0 then
-    if to_server then return MODE_SYN end
+  if proto == 17 then return MODE_UDP[cur.client == nil or cur.client == dkey] end
+  local flags = at_l4[13]
+  if band(flags, 0x02) ~= 0 then
+    if band(flags, 0x10) == 0 then return MODE_SYN end
     return MODE_SYNACK
   end
-  return MODE_TCP[to_server]
+  return MODE_TCP[cur.client == nil or cur.client == dkey]
 end
 
--- A TCP segment: the raw packet, the sequence number and the payload's first and last
--- index; nil when it is no TCP segment.
-local function tcp_segment(_) return tcp_at(raw, l4, last, proto) end
+-- A TCP segment: its payload, sequence number, and the payload's first and last index.
+local function tcp_segment(_)
+  local t = at_l4
+  local seq = ((t[4] * 256 + t[5]) * 256 + t[6]) * 256 + t[7]
+  return ffi.string(at_data, at_len), seq, 1, at_len
+end
 local function payload(_) return nil end
 
 -- A UDP payload: the string it is in, its first and last index.
 local function udp_payload(_)
-  if proto == 17 then return raw, l4 + 8, last end
-  return nil
+  if proto ~= 17 then return nil end
+  return ffi.string(at_data, at_len), 1, at_len
 end
--- A direction of a flow: its sender and receiver.
-local function flow_id(_) return src .. dst end
+local function flow_id(_) return dkey end
 
 local function listener_port(_, is_dst)
-  local k = l4
-  if is_dst then k = l4 + 2 end
-  local a, b = byte(raw, k, k + 1)
-  return a * 256 + b
+  if is_dst then return at_l4[2] * 256 + at_l4[3] end
+  return at_l4[0] * 256 + at_l4[1]
 end
-
-local function fi_get(k) return cur[k] end
-local function fi_set(k, v) cur[k] = v end
 
 -- The verdict -------------------------------------------------------------------
 

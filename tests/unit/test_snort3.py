@@ -74,6 +74,6 @@ def test_option_is_the_shared_decoder_with_the_snort_adapter():
     assert f'name = "{SPEC.snort3.option}"' in lua and "function eval()" in lua
     assert "function match(" not in lua and "ScFlowint" not in lua
     # the partials every engine shares
-    for part in ("local function feed(", "local function segment(", "local function tcp_at("):
+    for part in ("local function feed(", "local function segment(", "local function whole("):
         assert lua.count(part) == 1, part
     assert f"local FLOWS = {SPEC.snort3.flows}" in lua
