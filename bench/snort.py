@@ -9,32 +9,26 @@ measured like the Suricata arms (measure_plan takes turns over a SnortBench's ar
 Every run: `snort -c snort.lua --script-path ARM -R RULES -r INPUT -k none -A none -l LOG`
 in LOG as working directory (the output goes nowhere). Not -q: the exit statistics give the
 rules loaded and the alerts. The snort3/ files are rendered once at start from the spec
-(generator.targets.snort3), a snapshot like the Suricata pack's. The binary comes from
-SNORT3 as for tests/engine/snort3.py; its lookup and Lua error pattern are repeated here so
-that bench needs nothing from the engine tests' Snort wrapper. Snort prints a Lua error in
-the option as `<script>.lua:<line>: <message>` and still exits 0, so every run's output is
-searched for that and for lines starting with ERROR or FATAL.
+(generator.targets.snort3), a snapshot like the Suricata pack's. The binary, its version
+and the Lua errors of a run's output (Snort prints them and still exits 0) come from the
+engine tests' Snort wrapper (bench.harness).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import ROOT
+from bench.harness import SNORT3, snort_lua_problems, snort_version
 from bench.runner import timed_run
 from bench.stats import Sample
 
 NAME = "snort3"
-SNORT3 = Path(os.environ.get("SNORT3", ROOT.parent / "shared" / "snort3" / "bin" / "snort"))
-LUA_ERROR = re.compile(r"\S+\.lua:\d+: .*")
 ARMS = ["none", "none-b", "pack"]
 EMPTY = "empty.snort"
 
@@ -44,12 +38,10 @@ def available() -> bool:
 
 
 def version() -> str:
-    out = subprocess.run([str(SNORT3), "-V"], capture_output=True, text=True, check=True)
-    return re.search(r"Version (\S+)", out.stdout + out.stderr)[1]
+    return snort_version(SNORT3)
 
 
-def lua_problems(log: str) -> list[str]:
-    return LUA_ERROR.findall(log) + re.findall(r"(?m)^(?:ERROR|FATAL).*", log)
+lua_problems = snort_lua_problems
 
 
 def _stat(log: str, name: str) -> int:
@@ -75,12 +67,18 @@ class SnortPack:
 
         spec = spec_mod.load()
         files = render_snort3(spec, spec.options(), current_revs(spec))
-        return cls({Path(k).name: v for k, v in files.items()}, spec.snort3.rules_file,
-                   spec.snort3.lua_script)
+        return cls(
+            {Path(k).name: v for k, v in files.items()},
+            spec.snort3.rules_file,
+            spec.snort3.lua_script,
+        )
 
     def rules(self) -> int:
-        return sum(1 for ln in self.files[self.rules_name].splitlines()
-                   if ln.strip() and not ln.lstrip().startswith("#"))
+        return sum(
+            1
+            for ln in self.files[self.rules_name].splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")
+        )
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -122,14 +120,36 @@ class SnortBench:
         logdir = self.work / "logs" / f"{self.n:04d}-{arm}"
         logdir.mkdir(parents=True)
         d = self.work / "arms" / arm
-        cmd = [str(self.binary), "-c", str(d / "snort.lua"), "--script-path", str(d),
-               "-R", str(d / self.arms[arm]), "-r", str(pcap), "-k", "none", "-A", "none",
-               "-l", str(logdir)]
+        cmd = [
+            str(self.binary),
+            "-c",
+            str(d / "snort.lua"),
+            "--script-path",
+            str(d),
+            "-R",
+            str(d / self.arms[arm]),
+            "-r",
+            str(pcap),
+            "-k",
+            "none",
+            "-A",
+            "none",
+            "-l",
+            str(logdir),
+        ]
         rc, cpu, wall, rss_mb = timed_run(cmd, logdir / "console.txt", cwd=logdir)
         log = (logdir / "console.txt").read_text(errors="replace")
         shutil.rmtree(logdir, ignore_errors=True)
         if rc != 0:
             raise RuntimeError(f"{NAME} {arm} on {pcap.name} exited {rc}: {log[-3000:]}")
         alerts = Counter({0: _stat(log, "total_alerts")})  # all sids as one
-        return Sample(arm, cpu, wall, rss_mb, {"analyzed": _stat(log, "analyzed")}, alerts,
-                      lua_problems(log), (_stat(log, "total rules loaded"), 0, 0))
+        return Sample(
+            arm,
+            cpu,
+            wall,
+            rss_mb,
+            {"analyzed": _stat(log, "analyzed")},
+            alerts,
+            lua_problems(log),
+            (_stat(log, "total rules loaded"), 0, 0),
+        )

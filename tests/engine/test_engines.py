@@ -1,5 +1,5 @@
 """Engine cases (tests/engine/cases.yaml) run on every engine the harness has: Suricata 7
-and 8 (engines.py) and Snort 3 (snort3.py), one runner for all.
+and 8 (engines.py) and Snort 3 (snort_engine.py), one runner for all.
 
 Each case names a pcap, the mode (ids, or ips: --simulate-ips, Snort's -Q with the dump
 DAQ), the options the pack is rendered with, and what the engine must log: alerts per
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import snort3 as snort3_engine
+import snort_engine
 import yaml
 from engines import ENGINES, ROOT, Engine
 from scapy.all import rdpcap
-from snort3 import Snort3
+from snort_engine import Snort3
 
 from generator import spec
 from generator.targets import common, pack, snort3
@@ -81,7 +81,7 @@ def outcome(engine, pcap: Path, options: dict, ips: bool) -> Outcome:
         alerts = []
         for a in run.alerts:
             sid = int(a["rule"].split(":")[1])
-            action = "blocked" if a["action"] in snort3_engine.BLOCKING else "allowed"
+            action = "blocked" if a["action"] in snort_engine.BLOCKING else "allowed"
             alerts.append((by_sid.get(sid, str(sid)), action, a["src_ap"].rsplit(":", 1)[0], {}))
             if action == "blocked":
                 assert a["pkt_num"] in run.dropped, f"alert at packet {a['pkt_num']} let it through"
@@ -118,7 +118,7 @@ def check_engine(request, eng):
     if wanted and eng.name not in wanted:
         pytest.skip(f"--engine {','.join(wanted)} given")
     if eng is SNORT and not eng.available():
-        message = snort3_engine.HOW_TO.format(path=eng.binary)
+        message = snort_engine.HOW_TO.format(path=eng.binary)
         if os.environ.get("CFP2P_REQUIRE_SNORT3"):
             pytest.fail(message)
         pytest.skip(message)

@@ -28,6 +28,16 @@ LUA_ERROR = re.compile(r"\S+\.lua:\d+: .*")
 BLOCKING = {"drop", "block"}
 
 
+def lua_problems(log: str) -> list[str]:
+    """Lua errors Snort printed, and its own ERROR and FATAL lines."""
+    return LUA_ERROR.findall(log) + re.findall(r"(?m)^(?:ERROR|FATAL).*", log)
+
+
+def version(binary: Path = SNORT3) -> str:
+    out = subprocess.run([str(binary), "-V"], capture_output=True, text=True, check=True)
+    return re.search(r"Version (\S+)", out.stdout + out.stderr)[1]
+
+
 def packets(pcap: Path) -> list[bytes]:
     with pcap.open("rb") as f:
         return [buf for _, buf in dpkt.pcap.UniversalReader(f)]
@@ -54,7 +64,7 @@ class SnortRun:
     log: str
 
     def lua_problems(self) -> list[str]:
-        return LUA_ERROR.findall(self.log) + re.findall(r"(?m)^(?:ERROR|FATAL).*", self.log)
+        return lua_problems(self.log)
 
 
 class Snort3:
@@ -65,8 +75,7 @@ class Snort3:
         return self.binary.exists()
 
     def version(self) -> str:
-        out = subprocess.run([str(self.binary), "-V"], capture_output=True, text=True, check=True)
-        return re.search(r"Version (\S+)", out.stdout + out.stderr)[1]
+        return version(self.binary)
 
     @staticmethod
     def _args(folder: Path, rules: str) -> list[str]:
