@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 # The lock first: it bumps the rev of every rule whose text changed.
 rules: $(VENV)/.installed
-	$(BIN)/python -m generator.targets.suricata.revs
+	$(BIN)/python -m generator.targets.revs
 	$(BIN)/cfp2p render
 
 # Release: dist/<pack>-<VERSION>.tar.gz, its .md5 and a suricata-update index.yaml whose

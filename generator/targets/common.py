@@ -7,6 +7,7 @@ Every target imports this module and generator.spec; no target imports another f
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -73,6 +74,15 @@ def metadata(spec: Spec, sig: Signature) -> str:
         updated_at=sig.updated_at.replace("-", "_"),
     )
     return ", ".join(f"{k} {v}" for k, v in sorted(items.items()))
+
+
+_SID = re.compile(r"[(; ]sid:(\d+);")
+
+
+def rule_lines(text: str) -> dict[int, str]:
+    """The rules of a rendered rules file, by sid."""
+    found = (_SID.search(line) for line in text.splitlines() if not line.startswith("#"))
+    return {int(m[1]): m.string for m in found if m}
 
 
 def write_tree(files: dict[str, str], out: Path) -> None:

@@ -21,6 +21,6 @@ def render(spec: Spec, opts: Options, revs: Mapping[int, int] | None = None) -> 
     return {
         f"rules/{spec.pack.rules_file}": render_rules(spec, opts, revs),
         **{f"lua/{e.lua_script}": render_lua(spec, opts, e) for e in spec.decoder.engines},
-        **render_snort3(spec, opts, revs),
+        **render_snort3(spec, opts),
         **{f"docs/{rel}": text for rel, text in render_docs(spec, opts, revs).items()},
     }

@@ -16,10 +16,9 @@ from stand_in import tcp_frame
 from generator import codec as P
 from generator import spec
 from generator.targets import snort3
-from generator.targets.suricata import rules as suricata_rules
 
 SPEC = spec.load()
-SCRIPT = snort3.render_snort3(SPEC, SPEC.defaults, suricata_rules.current_revs(SPEC))[
+SCRIPT = snort3.render_snort3(SPEC, SPEC.defaults)[
     f"snort3/{SPEC.snort3.lua_script}"
 ]
 CONTROL = bytes.fromhex("78563412f0debc9af044c4310414")  # PROTOCOL.md's probe vector

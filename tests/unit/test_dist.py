@@ -14,9 +14,8 @@ import pytest
 import suricata.update.sources
 
 from generator import spec
-from generator.targets import pack
+from generator.targets import lock, pack
 from generator.targets.release import dist
-from generator.targets.suricata import lock
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = spec.load()
@@ -122,7 +121,8 @@ def root(tmp_path) -> Path:
     for name in ("VERSION", "LICENSE", "CHANGELOG.md", "pyproject.toml"):
         shutil.copy(ROOT / name, r / name)
     shutil.copy(SPEC.source, r / "spec")
-    shutil.copy(lock.lock_path(SPEC.source), r / "spec")
+    for target in ("", "snort3"):
+        shutil.copy(lock.lock_path(SPEC.source, target), r / "spec")
     return r
 
 

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from generator import cli, spec
-from generator.targets.suricata import lock, revs, rules
+from generator.targets import lock, revs
+from generator.targets.snort3 import render as snort3
+from generator.targets.suricata import rules
 
 SPEC = spec.load()
 LOCK = lock.lock_path(SPEC.source)
+SNORT_LOCK = lock.lock_path(SPEC.source, "snort3")
 
 
 @pytest.fixture
@@ -24,6 +27,7 @@ def copy(tmp_path) -> Path:
     src.parent.mkdir()
     shutil.copy(SPEC.source, src)
     shutil.copy(LOCK, lock.lock_path(src))
+    shutil.copy(SNORT_LOCK, lock.lock_path(src, "snort3"))
     return src
 
 
@@ -44,6 +48,26 @@ def test_committed_lock_is_current():
 def test_lock_covers_every_rule():
     locked = lock.read_lock(LOCK)
     assert set(rules.default_rules(SPEC)) <= set(locked)
+    assert set(snort3.default_rules(SPEC)) <= set(lock.read_lock(SNORT_LOCK))
+
+
+def test_a_snort_only_change_bumps_only_snort_revs(copy, tmp_path):
+    """The Snort rules carry the Suricata rules' sids with revs of their own text."""
+    suricata_lock = lock.lock_path(copy).read_bytes()
+    before = lock.read_lock(lock.lock_path(copy, "snort3"))
+    text = copy.read_text()
+    assert "  option: conficker_p2p\n" in text
+    copy.write_text(text.replace("  option: conficker_p2p\n", "  option: conficker_p2p_c\n"))
+    assert revs.main(["--spec", str(copy), "--check"]) == 1
+    assert revs.main(["--spec", str(copy)]) == 0
+    after = lock.read_lock(lock.lock_path(copy, "snort3"))
+    assert {s: e.rev for s, e in after.items()} == {s: e.rev + 1 for s, e in before.items()}
+    assert lock.lock_path(copy).read_bytes() == suricata_lock
+    out = tmp_path / "out"
+    assert cli.main(["render", "--spec", str(copy), "--out", str(out)]) == 0
+    snort = (out / "snort3" / SPEC.snort3.rules_file).read_text()
+    got = {int(s): int(r) for s, r in re.findall(r"sid:(\d+); rev:(\d+);", snort)}
+    assert got == {s: e.rev for s, e in after.items()}
 
 
 def test_changing_one_rule_bumps_exactly_its_rev(copy, tmp_path):
@@ -63,6 +87,8 @@ def test_changing_one_rule_bumps_exactly_its_rev(copy, tmp_path):
     }
     got = rendered_revs(copy, out=tmp_path / "out")
     assert got == {s: e.rev for s, e in after.items()}
+    snort = lock.read_lock(lock.lock_path(copy, "snort3"))
+    assert {s for s, e in snort.items() if e.rev > 1} == {sid}, "the Snort rule changed too"
 
 
 def test_rerendering_is_idempotent(copy, tmp_path):

@@ -8,7 +8,7 @@
     index.yaml                           a suricata-update source index with the pack
 
 The rules, the script and the docs are rendered from the spec with its default options
-and the revs of the committed lock (a stale lock is refused: run `make rules`). The
+and the revs of the committed locks (a stale lock is refused: run `make rules`). The
 archive is the same bytes on every build of one commit: entries sorted, mtimes from
 SOURCE_DATE_EPOCH or else the commit time, owner 0/0 without names, fixed modes, gzip
 without name or time.
@@ -41,8 +41,7 @@ import idstools.rule
 
 from ... import spec
 from ..pack import render
-from ..suricata import lock
-from ..suricata.rules import default_rules
+from ..revs import locks
 
 ROOT = Path(__file__).resolve().parents[3]
 VENDOR = "The conficker-p2p pack authors"
@@ -123,12 +122,11 @@ def _read(path: Path) -> bytes:
 
 def contents(loaded: spec.Spec, root: Path) -> dict[str, bytes]:
     """The archive's files by path inside `<name>-<version>/`."""
-    resolved = lock.resolve(lock.read_lock(lock.lock_path(loaded.source)), default_rules(loaded))
-    if resolved.changed:
-        raise DistError(
-            f"{lock.lock_path(loaded.source)}: out of date ({'; '.join(resolved.changed)}); "
-            "run `make rules` and commit"
-        )
+    for path, resolved in locks(loaded):
+        if resolved.changed:
+            raise DistError(
+                f"{path}: out of date ({'; '.join(resolved.changed)}); run `make rules` and commit"
+            )
     ver = version(root)
     rendered = render(loaded, loaded.defaults)
     rules = rendered[f"rules/{loaded.pack.rules_file}"]

@@ -2,8 +2,9 @@
 an operator adds to their snort.lua (event filters: Snort 3 rules carry no threshold)
 and a standalone configuration (snort.lua) the tests run with.
 
-Snort's rules keep the Suricata rules' sids, revs (the rev lock), msg, classtype and
-metadata. A signature whose count needs the packet's time (the scan count, on the port
+Snort's rules keep the Suricata rules' sids, msg, classtype and metadata; their revs
+follow their own text, in a rev lock of their own (generator.targets.lock, target
+"snort3"). A signature whose count needs the packet's time (the scan count, on the port
 generator's week) is left out: the option cannot see it."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ...spec import Options, Rule, Signature, Spec, rule_sid
-from ..common import banner, metadata, options_line
+from .. import lock
+from ..common import banner, metadata, options_line, rule_lines
 from ..luadecoder import decoder_environment, render_decoder
 
 _env = decoder_environment(Path(__file__).resolve().parent / "templates")
@@ -70,8 +72,31 @@ def _event_filters(spec: Spec, opts: Options) -> list[dict[str, object]]:
     ]
 
 
-def render_snort3(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str, str]:
-    """The Snort 3 files, by path under snort3/. `revs` maps sid offsets to revs."""
+def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:
+    """sid -> (lock name, rule text) of the Snort rules rendered with the spec's defaults:
+    what the Snort rev lock hashes."""
+    opts = spec.defaults
+    text = render_snort3(spec, opts, {})[f"snort3/{spec.snort3.rules_file}"]
+    lines = rule_lines(text)
+    return {
+        rule_sid(opts, r): (f"{s.name}/{r.transport}", lines[rule_sid(opts, r)])
+        for s, r in snort3_rules(spec)
+    }
+
+
+def current_revs(spec: Spec) -> dict[int, int]:
+    """Rev of each Snort rule, by sid offset, from the Snort lock (read only)."""
+    locked = lock.read_lock(lock.lock_path(spec.source, "snort3"))
+    by_sid = lock.resolve(locked, default_rules(spec)).revs
+    return {r.sid_offset: by_sid[rule_sid(spec.defaults, r)] for _, r in snort3_rules(spec)}
+
+
+def render_snort3(
+    spec: Spec, opts: Options, revs: Mapping[int, int] | None = None
+) -> dict[str, str]:
+    """The Snort 3 files, by path under snort3/. `revs` maps sid offsets to revs; by
+    default they come from the Snort rev lock."""
+    revs = current_revs(spec) if revs is None else revs
     common = dict(
         banner=banner(spec), options_line=options_line(opts), spec=spec, snort=spec.snort3, o=opts
     )

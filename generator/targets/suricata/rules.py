@@ -4,13 +4,12 @@ read from the rev lock (lock.py) against the rules rendered with the spec's defa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from ...spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
-from ..common import Names, banner, environment, metadata, options_line
-from . import lock
+from .. import lock
+from ..common import Names, banner, environment, metadata, options_line, rule_lines
 
 _env = environment(Path(__file__).resolve().parent / "templates")
 
@@ -101,15 +100,6 @@ def rule_name(rule: Rule | DecoderRule, spec: Spec) -> str:
 
 def all_rules(spec: Spec) -> list[Rule | DecoderRule]:
     return [*spec.decoder.rules, *(r for s in spec.signatures for r in s.rules)]
-
-
-_SID = re.compile(r"[(; ]sid:(\d+);")
-
-
-def rule_lines(text: str) -> dict[int, str]:
-    """The rules of a rendered rules file, by sid."""
-    found = (_SID.search(line) for line in text.splitlines() if not line.startswith("#"))
-    return {int(m[1]): m.string for m in found if m}
 
 
 def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:

@@ -1,16 +1,17 @@
 """Automatic revs: a committed lock records every rule's rev and a hash of its text.
 
-The lock (`<spec>.lock.yaml` beside the spec, e.g. spec/conficker-p2p.lock.yaml) maps
-each sid to the rule's name, its rev, and the sha256 of the rule as rendered with the
-spec's default options, without its `rev:`. A rule whose rendered text changed gets
+A target's lock (beside the spec: spec/conficker-p2p.lock.yaml for the Suricata rules,
+spec/conficker-p2p.snort3.lock.yaml for Snort 3's) maps each sid to the rule's name, its
+rev, and the sha256 of the rule as rendered with the spec's default options, without its
+`rev:`. A rule whose rendered text changed gets
 the locked rev + 1; a new sid starts at rev 1; an unchanged rule keeps its rev.
 
 Revs follow the default ruleset, the one the repository publishes: the hashes are
 always taken from the default render, so rendering with other options (`--block-tcp
 true`, another `--sid-base`) never bumps a rev; such a ruleset carries the revs of the
-default rules it derives from. Only revs.py (`python -m generator.targets.suricata.revs`,
-run by `make rules`) writes the lock; `cfp2p render` reads it (rules.current_revs) and
-renders with the revs it resolves to. This module knows the lock file only: it renders
+default rules it derives from. Only revs.py (`python -m generator.targets.revs`, run by
+`make rules`) writes the locks; `cfp2p render` reads them (each target's current_revs)
+and renders with the revs they resolve to. This module knows the lock file only: it renders
 nothing, so the rules import it and not the other way round.
 
 An entry whose sid left the spec stays in the lock, so that a sid that comes back
@@ -25,16 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...spec import SpecError
-from ...spec.load import read_yaml
+from ..spec import SpecError
+from ..spec.load import read_yaml
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REV = re.compile(r" rev:\d+;")
 HEADER = """\
 # Revs of the rendered rules: sid -> rule, rev, sha256 of the rule rendered with the
 # spec's default options, without its rev. Written by `make rules` (python -m
-# generator.targets.suricata.revs), which bumps the rev of a rule whose text
-# changed; do not edit.
+# generator.targets.revs), which bumps the rev of a rule whose text changed; do not edit.
 """
 
 
@@ -56,9 +56,10 @@ class Resolved:
     changed: list[str]  # "sid rule rev" for every entry that is new or bumped
 
 
-def lock_path(spec_source: str | Path) -> Path:
+def lock_path(spec_source: str | Path, target: str = "") -> Path:
+    """The lock of a target's rules beside the spec (the Suricata rules': no target name)."""
     src = Path(spec_source)
-    return src.with_name(f"{src.stem}.lock.yaml")
+    return src.with_name(f"{src.stem}{'.' + target if target else ''}.lock.yaml")
 
 
 def strip_rev(rule_text: str) -> str:
