@@ -117,7 +117,7 @@ def check_engine(request, eng):
     wanted = request.config.getoption("--engine")
     if wanted and eng.name not in wanted:
         pytest.skip(f"--engine {','.join(wanted)} given")
-    if eng is SNORT and not eng.available():
+    if isinstance(eng, Snort3) and not eng.available():
         message = snort_engine.HOW_TO.format(path=eng.binary)
         if os.environ.get("CFP2P_REQUIRE_SNORT3"):
             pytest.fail(message)
@@ -223,3 +223,14 @@ def test_snort3_lua_error_is_caught(request, tmp_path):
     assert any("injected fault" in p for p in run.lua_problems()), run.log
     clean = SNORT.read_pcap(PCAPS / "udp-probe.pcap", rendered() / "snort3", SPEC.snort3.rules_file)
     assert clean.alerts and clean.lua_problems() == []
+
+
+def test_missing_snort3_skips_with_how_to_provide_it_and_fails_under_ci(request, monkeypatch):
+    nowhere = Snort3()
+    nowhere.binary = Path("/nonexistent/snort")
+    monkeypatch.delenv("CFP2P_REQUIRE_SNORT3", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="set SNORT3 to a Snort 3 binary"):
+        check_engine(request, nowhere)
+    monkeypatch.setenv("CFP2P_REQUIRE_SNORT3", "1")
+    with pytest.raises(pytest.fail.Exception, match="/nonexistent/snort"):
+        check_engine(request, nowhere)
