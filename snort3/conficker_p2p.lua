@@ -4,7 +4,9 @@
 -- with the count it wants: conficker_p2p:kind='control' (control messages), 'data'
 -- (data-transfer messages) or 'any'; the option matches a packet that carries at least
 -- one such valid message. Snort gives each distinct option (each kind) a Lua state of
--- its own per packet thread, so a packet is decoded once per kind its rules ask for.
+-- its own per packet thread: the UDP rules all name kind 'any' first, so a datagram is
+-- decoded once (their shared node of the detection tree) and conficker_p2p_kind tells
+-- the kinds apart; the TCP rules name their own kind (a segment is decoded once per kind).
 -- Per flow, in a table of this state rather than flowints: the counts of the last
 -- packet, whether the flow carried a valid message, whether it showed it is not
 -- Conficker (the option then leaves it alone), and the sequence number each TCP
@@ -37,16 +39,17 @@ local BLACKLIST = {
 }
 local POW256 = { [0] = 1, 256, 65536, 16777216 }
 
+-- Port generator (PROTOCOL.md 1).
+local WEEK_OFFSET = 345600
+local WEEK_SECONDS = 604800
+local MULTIPLIER = 22695477
+
 -- Largest number of bytes deciphered in one call, and what a frame's set-up counts
 -- as: keeps one call well inside Suricata 8's Lua instruction limit.
 local BUDGET = 20000
 local FRAME_COST = 96
 
--- Port generator (PROTOCOL.md 1).
-local WEEK_OFFSET = 345600
-local WEEK_SECONDS = 604800
-local MULTIPLIER = 22695477
--- The neighbouring week is accepted this close to a rollover (clock drift).
+-- Port generator: the neighbouring week is accepted this close to a rollover (clock drift).
 local WEEK_SLOP = 900
 -- Addresses whose computed ports a Lua state keeps.
 local PORT_CACHE = 256

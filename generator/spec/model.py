@@ -102,6 +102,15 @@ class Snort3Target:
     def renders(self, sig: Signature) -> bool:
         return sig.matches in self.kinds
 
+    @property
+    def kind_option(self) -> str:
+        """The option that tells a valid UDP message's kind from its flags alone."""
+        return f"{self.option}_kind"
+
+    @property
+    def kind_script(self) -> str:
+        return self.lua_script.removesuffix(".lua") + "_kind.lua"
+
 
 @dataclass(frozen=True)
 class DecoderRule:

@@ -234,3 +234,24 @@ def test_missing_snort3_skips_with_how_to_provide_it_and_fails_under_ci(request,
     monkeypatch.setenv("CFP2P_REQUIRE_SNORT3", "1")
     with pytest.raises(pytest.fail.Exception, match="/nonexistent/snort"):
         check_engine(request, nowhere)
+
+
+def test_snort3_decodes_a_datagram_once_for_every_udp_rule(request, tmp_path):
+    """The UDP rules share the decoder's option node (kind 'any'): with all of them
+    loaded, the decoder runs once per datagram that reaches it; each TCP kind has a Lua
+    state of its own."""
+    check_engine(request, SNORT)
+    folder = tmp_path / "snort3"
+    shutil.copytree(rendered() / "snort3", folder)
+    script = folder / SPEC.snort3.lua_script
+    text = script.read_text()
+    script.write_text(
+        text.replace("  decode(pk)\n", '  decode(pk)\n  io.stderr:write("DECODED\\n")\n')
+    )
+    for pcap, expect in (("udp-reply-sysinfo.pcap", 2), ("udp-noise.pcap", None)):
+        run = SNORT.read_pcap(PCAPS / pcap, folder, SPEC.snort3.rules_file)
+        datagrams = [p for p in rdpcap(str(PCAPS / pcap)) if p.haslayer("UDP")]
+        candidates = sum(
+            1 for p in datagrams if len(bytes(p["UDP"].payload)) >= SPEC.protocol.min_message
+        )
+        assert run.log.count("DECODED") == (expect or candidates), run.log[-500:]

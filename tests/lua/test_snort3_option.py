@@ -18,9 +18,9 @@ from generator import spec
 from generator.targets import snort3
 
 SPEC = spec.load()
-SCRIPT = snort3.render_snort3(SPEC, SPEC.defaults)[
-    f"snort3/{SPEC.snort3.lua_script}"
-]
+FILES = snort3.render_snort3(SPEC, SPEC.defaults)
+SCRIPT = FILES[f"snort3/{SPEC.snort3.lua_script}"]
+KIND_SCRIPT = FILES[f"snort3/{SPEC.snort3.kind_script}"]
 CONTROL = bytes.fromhex("78563412f0debc9af044c4310414")  # PROTOCOL.md's probe vector
 DATA = bytes.fromhex(
     "efbeadde0403020197f89f800001409d051f4068656c6d6b30236f6e6669626e71227374ff12aebaebafbe"
@@ -49,11 +49,11 @@ end
 class Option:
     """One Lua state of the option, as the rules of one kind would have it."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, script: str = SCRIPT):
         self.lua = lupa.luajit21.LuaRuntime(unpack_returned_tuples=True)
         self.lua.execute(_STAND_IN)
         self.lua.globals().args = self.lua.table_from({"kind": kind})
-        self.lua.execute(SCRIPT)
+        self.lua.execute(script)
         assert self.lua.globals().init() is True
         self._feed = self.lua.globals().feed
 
@@ -206,3 +206,16 @@ def test_random_bytes_in_front_of_any_payload_never_error():
         frame = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 120)))
         at = rng.randint(0, len(frame))
         opt.packet(frame, at, pad=128, filler=rng.getrandbits(8))
+
+
+def test_kind_option_reads_the_flags():
+    """After the decoder matched a datagram, the kind option tells control from data."""
+    for payload, kind in ((CONTROL, "control"), (DATA, "data")):
+        frame = ETH + ipv4(17, udp(payload))
+        at = len(frame) - len(payload)
+        other = "data" if kind == "control" else "control"
+        assert Option(kind, KIND_SCRIPT).packet(frame, at)
+        assert not Option(other, KIND_SCRIPT).packet(frame, at)
+    assert not Option("control", KIND_SCRIPT).packet(CONTROL[:9], 0)  # no room for flags
+    with pytest.raises(lupa.luajit21.LuaError, match="expected kind='control' or 'data'"):
+        Option("any", KIND_SCRIPT)

@@ -46,11 +46,22 @@ def test_rules_carry_the_suricata_sids_msg_and_metadata():
 
 
 def test_each_rule_asks_the_option_for_its_signatures_count():
+    """TCP rules name the option with their kind; UDP rules all start with the same
+    option (kind 'any'), so that Snort decodes a datagram once for all of them, and then
+    name the kind option with theirs."""
     snort = by_sid(snort_files(SPEC.defaults)[SPEC.snort3.rules_file])
+    s3 = SPEC.snort3
+    udp_heads = set()
     for sig, rule in snort3.snort3_rules(SPEC):
         raw = snort[str(spec.rule_sid(SPEC.defaults, rule))]["raw"]
-        assert f"{SPEC.snort3.option}:kind='{sig.matches}';" in raw
         assert ("flow:no_stream;" in raw) == (rule.transport == "tcp")
+        if rule.transport == "tcp":
+            assert f"{s3.option}:kind='{sig.matches}';" in raw and s3.kind_option not in raw
+            continue
+        head = raw[raw.index("dsize:") : raw.index(f"{s3.option}:kind='any';")]
+        udp_heads.add(head)
+        assert (f"{s3.kind_option}:kind='{sig.matches}';" in raw) == (sig.matches != "any")
+    assert len(udp_heads) == 1, "every UDP rule's options up to the decoder are the same"
 
 
 def test_report_interval_goes_to_the_event_filters():

@@ -44,13 +44,17 @@ def action(rule: Rule, opts: Options) -> str:
 
 
 def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
-    """UDP: datagrams that can hold a message. TCP: the packets off the wire, SYNs too
-    (their sequence numbers start each direction), not Snort's reassembled PDUs: the
-    option follows each direction by sequence number as on Suricata. Detected on TCP
-    reports once per session (a flowbit), unless it blocks the session (block_tcp)."""
-    option = f"{spec.snort3.option}:kind='{sig.matches}'; "
+    """UDP: datagrams that can hold a message, every rule's decoded by the one option
+    node they share (kind 'any'), then told apart by the kind option, which reads the
+    flags alone. TCP: the packets off the wire, SYNs too (their sequence numbers start
+    each direction), not Snort's reassembled PDUs: the option follows each direction by
+    sequence number as on Suricata, one Lua state per kind. Detected on TCP reports once
+    per session (a flowbit), unless it blocks the session (block_tcp)."""
+    snort = spec.snort3
     if rule.transport == "udp":
-        return f"dsize:>={spec.protocol.min_message}; {option}"
+        kind = "" if sig.matches == "any" else f"{snort.kind_option}:kind='{sig.matches}'; "
+        return f"dsize:>={spec.protocol.min_message}; {snort.option}:kind='any'; {kind}"
+    option = f"{snort.option}:kind='{sig.matches}'; "
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
         bit = f"{spec.pack.flowint_prefix}.{sig.name}"
         return f"flow:no_stream; flowbits:isnotset,{bit}; {option}flowbits:set,{bit}; "
@@ -121,6 +125,9 @@ def render_snort3(
         snort=spec.snort3,
         modes_about=MODES_ABOUT,
     )
+    kind = _env.get_template("lua/kind.lua.j2").render(
+        **common, p=spec.protocol, engine=spec.snort3
+    )
     snippet = _env.get_template("snippet.lua.j2").render(
         **common, filters=_event_filters(spec, opts)
     )
@@ -129,6 +136,7 @@ def render_snort3(
     return {
         f"{base}/{spec.snort3.rules_file}": rules,
         f"{base}/{spec.snort3.lua_script}": lua,
+        f"{base}/{spec.snort3.kind_script}": kind,
         f"{base}/{SNIPPET}": snippet,
         f"{base}/{CONFIG}": config,
     }
