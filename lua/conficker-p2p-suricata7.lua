@@ -47,16 +47,17 @@ local BLACKLIST = {
 }
 local POW256 = { [0] = 1, 256, 65536, 16777216 }
 
+-- Port generator (PROTOCOL.md 1).
+local WEEK_OFFSET = 345600
+local WEEK_SECONDS = 604800
+local MULTIPLIER = 22695477
+
 -- Largest number of bytes deciphered in one call, and what a frame's set-up counts
 -- as: keeps one call well inside Suricata 8's Lua instruction limit.
 local BUDGET = 20000
 local FRAME_COST = 96
 
--- Port generator (PROTOCOL.md 1).
-local WEEK_OFFSET = 345600
-local WEEK_SECONDS = 604800
-local MULTIPLIER = 22695477
--- The neighbouring week is accepted this close to a rollover (clock drift).
+-- Port generator: the neighbouring week is accepted this close to a rollover (clock drift).
 local WEEK_SLOP = 900
 -- Addresses whose computed ports a Lua state keeps.
 local PORT_CACHE = 256
