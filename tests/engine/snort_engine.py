@@ -1,5 +1,7 @@
 """Snort 3 for the engine cases: the pack's snort3/ files on a pcap, inline (-Q with the
-dump DAQ, which writes the packets let through) or not, alerts as JSON lines.
+dump DAQ, which writes the packets let through) or not, alerts as JSON lines. Two ways to
+configure it: the pack's standalone snort.lua, or (`stock`) Snort's own snort.lua with the
+pack's snippet included, as README tells an operator to load it.
 
 Found through SNORT3 (default ../shared/snort3/bin/snort). Its runtime libraries come
 from Debian (scripts/install-snort3.sh). Snort reports a Lua error in an option as
@@ -68,42 +70,55 @@ class SnortRun:
 
 
 class Snort3:
-    name = "snort3"
+    name = "snort3"  # the cases' key for what differs on Snort 3
     binary = SNORT3
 
+    def __init__(self, stock: bool = False):
+        self.stock = stock
+        self.id = "snort3-stock" if stock else "snort3"
+
+    @property
+    def stock_config(self) -> Path:
+        """Snort's own snort.lua, installed beside the binary (<prefix>/etc/snort)."""
+        return self.binary.resolve().parent.parent / "etc" / "snort" / "snort.lua"
+
     def available(self) -> bool:
-        return self.binary.exists()
+        return self.binary.exists() and (not self.stock or self.stock_config.exists())
 
     def version(self) -> str:
         return version(self.binary)
 
-    @staticmethod
-    def _args(folder: Path, rules: str) -> list[str]:
-        return [
-            "-c",
-            str(folder / "snort.lua"),
-            "--script-path",
-            str(folder),
-            "-R",
-            str(folder / rules),
-        ]
+    def _args(self, folder: Path, rules: str, work: Path) -> list[str]:
+        config = folder / "snort.lua"
+        if self.stock:
+            config = work / "snort.lua"
+            config.write_text(
+                f"include '{self.stock_config}'\n"
+                f"include '{folder / 'snort3-snippet.lua'}'\n"
+                "alert_json = { file = true }\n"
+            )
+        return ["-c", str(config), "--script-path", str(folder), "-R", str(folder / rules)]
 
     def test_config(self, folder: Path, rules: str) -> tuple[int, str]:
         """`snort -T` on the pack's files in `folder`: exit status and output."""
-        proc = subprocess.run(
-            [str(self.binary), *self._args(folder, rules), "-T"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return proc.returncode, proc.stdout + proc.stderr
+        work = Path(tempfile.mkdtemp(prefix="cfp2p-snort-"))
+        try:
+            proc = subprocess.run(
+                [str(self.binary), *self._args(folder, rules, work), "-T"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            return proc.returncode, proc.stdout + proc.stderr
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def read_pcap(self, pcap: Path, folder: Path, rules: str, ips: bool = False) -> SnortRun:
         work = Path(tempfile.mkdtemp(prefix="cfp2p-snort-"))
         try:
             cmd = [
                 str(self.binary),
-                *self._args(folder, rules),
+                *self._args(folder, rules, work),
                 "-r",
                 str(pcap),
                 "-A",
