@@ -1,10 +1,10 @@
 """The Lua decoder every engine runs, written once as template partials
-(templates/lua/): decoder.lua.j2 assembles the protocol constants, one primitives
-partial per Lua (luajit, lua54: cipher, checksum, bit operations), the frame, stream,
-packet and port-generator parts, the verdict (match.lua.j2) and the entry point of the
-engine's family (entry-suricata, entry-snort). Each target supplies its own adapter
-partial (lua/<engine>.lua.j2: buffers, flow state) and about text (lua/about.lua.j2) from
-its own templates folder, which is searched first."""
+(templates/lua/): decoder.lua.j2 assembles the protocol constants (protocol.lua.j2), one
+primitives partial per Lua (luajit, lua54: cipher, checksum, bit operations), the frame
+and stream parts, the raw-packet and port-generator parts where the engine has them, and
+the verdict (match.lua.j2). Each target supplies, from its own templates folder (searched
+first), the about text (lua/about.lua.j2), the adapter (lua/<engine>.lua.j2: buffers, flow
+state, the packet's mode) and the entry point of its family (lua/entry-<family>.lua.j2)."""
 
 from __future__ import annotations
 
