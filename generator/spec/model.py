@@ -57,6 +57,11 @@ class Rule:
     report: str
     drop_when_block_tcp: bool = False
 
+    def blocks_session(self, opts: Options) -> bool:
+        """Switched by block_tcp: the rule drops every segment of a session that carried a
+        message (on Suricata a drop rule that matches each of them, on Snort a block)."""
+        return self.drop_when_block_tcp and opts.block_tcp
+
 
 @dataclass(frozen=True)
 class EngineTarget:

@@ -65,6 +65,11 @@ def options_line(opts: Options) -> str:
     return ", ".join(f"{f.name}={getattr(opts, f.name)}" for f in fields(opts))
 
 
+def session_bit(spec: Spec, sig: Signature) -> str:
+    """The flowbit that reports a signature once per session, on every engine."""
+    return f"{spec.pack.flowint_prefix}.{sig.name}"
+
+
 def metadata(spec: Spec, sig: Signature) -> str:
     """A signature's metadata keyword value (Emerging Threats keys), on every engine."""
     items = dict(spec.metadata)

@@ -104,7 +104,7 @@ def stable(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _action(rule: Rule, opts: Options) -> str:
-    if rule.drop_when_block_tcp and opts.block_tcp:
+    if rule.blocks_session(opts):
         return "`drop` (`block_tcp` is on)"
     if rule.drop_when_block_tcp:
         return "`alert`; `drop` with `block_tcp: true`"
@@ -121,7 +121,7 @@ def _reporting(rule: Rule, opts: Options) -> str:
             f"when one source made `scan_count` ({opts.scan_count}) attempts within "
             f"`scan_seconds` ({opts.scan_seconds} s); then at most once per source per window"
         )
-    if rule.report == "once_per_flow" and rule.drop_when_block_tcp and opts.block_tcp:
+    if rule.report == "once_per_flow" and rule.blocks_session(opts):
         return "every segment that carries a message (so that a retransmission is dropped too)"
     if rule.report == "once_per_flow":
         return "once per flow"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...spec import Options, Rule, Signature, Spec, rule_sid
 from .. import lock
-from ..common import banner, metadata, options_line, rule_lines
+from ..common import banner, metadata, options_line, rule_lines, session_bit
 from ..luadecoder import decoder_environment, render_decoder
 
 _env = decoder_environment(Path(__file__).resolve().parent / "templates")
@@ -38,7 +38,7 @@ def left_out(spec: Spec) -> list[Signature]:
 
 def action(rule: Rule, opts: Options) -> str:
     """Snort's `drop` drops the packet; `block` the packet and the rest of its flow."""
-    if rule.drop_when_block_tcp and opts.block_tcp:
+    if rule.blocks_session(opts):
         return "block"
     return rule.action
 
@@ -56,7 +56,7 @@ def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
         return f"dsize:>={spec.protocol.min_message}; {snort.option}:kind='any'; {kind}"
     option = f"{snort.option}:kind='{sig.matches}'; "
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
-        bit = f"{spec.pack.flowint_prefix}.{sig.name}"
+        bit = session_bit(spec, sig)
         return f"flow:no_stream; flowbits:isnotset,{bit}; {option}flowbits:set,{bit}; "
     return f"flow:no_stream; {option}"
 

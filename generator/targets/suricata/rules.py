@@ -9,7 +9,15 @@ from pathlib import Path
 
 from ...spec import DecoderRule, Options, Rule, Signature, Spec, rule_sid
 from .. import lock
-from ..common import Names, banner, environment, metadata, options_line, rule_lines
+from ..common import (
+    Names,
+    banner,
+    environment,
+    metadata,
+    options_line,
+    rule_lines,
+    session_bit,
+)
 
 _env = environment(Path(__file__).resolve().parent / "templates")
 
@@ -23,7 +31,7 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
     Switched to drop by block_tcp, a TCP rule drops every segment with data of a session
     that carried a valid message: retransmissions and bytes sent behind it too."""
     verdict = f"flowint:{getattr(names, matches)},>,0; "
-    if rule.drop_when_block_tcp and opts.block_tcp:
+    if rule.blocks_session(opts):
         verdict = f"flowint:{names.session},>,0; "
     if rule.transport == "udp":
         return f"dsize:>={spec.protocol.min_message}; {verdict}"
@@ -74,13 +82,13 @@ def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> s
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
         # As a drop rule (block_tcp) it must match every segment of the session, so
         # that a retransmitted one is dropped again: then it reports each one.
-        bit = f"{spec.pack.flowint_prefix}.{sig.name}"
+        bit = session_bit(spec, sig)
         return f"flowbits:isnotset,{bit}; flowbits:set,{bit}; "
     return ""
 
 
 def action(rule: Rule, opts: Options) -> str:
-    return "drop" if rule.drop_when_block_tcp and opts.block_tcp else rule.action
+    return "drop" if rule.blocks_session(opts) else rule.action
 
 
 def _decoder_header(d: DecoderRule, opts: Options, ports: str) -> str:
