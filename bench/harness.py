@@ -11,7 +11,7 @@ from bench.inputs import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
 from engines import ENGINES, Engine, lua_problems  # noqa: E402
-from snort_engine import SNORT3  # noqa: E402
+from snort_engine import SNORT3, pack_args  # noqa: E402
 from snort_engine import lua_problems as snort_lua_problems  # noqa: E402
 from snort_engine import version as snort_version  # noqa: E402
 
@@ -21,6 +21,7 @@ __all__ = [
     "SNORT3",
     "Engine",
     "lua_problems",
+    "pack_args",
     "snort_lua_problems",
     "snort_version",
 ]

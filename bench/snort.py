@@ -24,9 +24,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import SNORT3, snort_lua_problems, snort_version
+from bench.harness import SNORT3, pack_args, snort_lua_problems, snort_version
 from bench.runner import timed_run
 from bench.stats import Sample
+from generator import spec as spec_mod
+from generator.targets.common import rule_lines
+from generator.targets.snort3 import render_snort3
 
 NAME = "snort3"
 ARMS = ["none", "none-b", "pack"]
@@ -61,12 +64,8 @@ class SnortPack:
 
     @classmethod
     def render(cls) -> SnortPack:
-        from generator import spec as spec_mod
-        from generator.targets.snort3 import render_snort3
-        from generator.targets.suricata.rules import current_revs
-
         spec = spec_mod.load()
-        files = render_snort3(spec, spec.options(), current_revs(spec))
+        files = render_snort3(spec, spec.options())  # revs from the Snort rev lock
         return cls(
             {Path(k).name: v for k, v in files.items()},
             spec.snort3.rules_file,
@@ -74,11 +73,7 @@ class SnortPack:
         )
 
     def rules(self) -> int:
-        return sum(
-            1
-            for ln in self.files[self.rules_name].splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")
-        )
+        return len(rule_lines(self.files[self.rules_name]))
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -122,12 +117,7 @@ class SnortBench:
         d = self.work / "arms" / arm
         cmd = [
             str(self.binary),
-            "-c",
-            str(d / "snort.lua"),
-            "--script-path",
-            str(d),
-            "-R",
-            str(d / self.arms[arm]),
+            *pack_args(d / "snort.lua", d, self.arms[arm]),
             "-r",
             str(pcap),
             "-k",

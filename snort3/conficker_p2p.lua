@@ -71,14 +71,15 @@ local CONTROL, DATA, ANY, SCAN, SYN, SESSION, SKIP, SEQ_TO_SERVER, SEQ_TO_CLIENT
 local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
 
 -- What a packet is, by transport and role (transport, listener side, whether it
--- is the handshake, the flowint that holds its direction's first sequence number): the
--- option's Lua state serves every rule that names its kind, so it looks this up per packet.
+-- counts as an attempt where the packet's time is known, whether it is the handshake, the
+-- flowint that holds its direction's first sequence number): the option's Lua state serves
+-- every rule that names its kind, so it looks this up per packet.
 local MODES = {
-  ["udp/to_server"] = { tcp = false, listener_is_dst = true, attempts = false, syn = false, isn = SEQ_TO_SERVER },
+  ["udp/to_server"] = { tcp = false, listener_is_dst = true, attempts = true, syn = false, isn = SEQ_TO_SERVER },
   ["udp/to_client"] = { tcp = false, listener_is_dst = false, attempts = false, syn = false, isn = SEQ_TO_CLIENT },
   ["tcp/to_server"] = { tcp = true, listener_is_dst = true, attempts = false, syn = false, isn = SEQ_TO_SERVER },
   ["tcp/to_client"] = { tcp = true, listener_is_dst = false, attempts = false, syn = false, isn = SEQ_TO_CLIENT },
-  ["tcp/syn"] = { tcp = true, listener_is_dst = true, attempts = false, syn = true, isn = SEQ_TO_SERVER },
+  ["tcp/syn"] = { tcp = true, listener_is_dst = true, attempts = true, syn = true, isn = SEQ_TO_SERVER },
   ["tcp/synack"] = { tcp = true, listener_is_dst = false, attempts = false, syn = true, isn = SEQ_TO_CLIENT },
 }
 
@@ -571,10 +572,11 @@ local function fi_set(k, v)
     -- the flow's first flowint: its client is the sender, but the receiver of a SYN-ACK
     local table_of = flows[proto]
     if nflows[proto] >= FLOWS then table_of = {}; flows[proto] = table_of; nflows[proto] = 0 end
+    local rkey = reverse(dkey)
     local client = dkey
-    if proto == 6 and band(at_l4[13], 0x12) == 0x12 then client = reverse(dkey) end
+    if proto == 6 and band(at_l4[13], 0x12) == 0x12 then client = rkey end
     cur = { client = client }
-    table_of[dkey], table_of[reverse(dkey)] = cur, cur
+    table_of[dkey], table_of[rkey] = cur, cur
     nflows[proto] = nflows[proto] + 1
   end
   cur[k] = v

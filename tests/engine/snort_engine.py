@@ -40,6 +40,11 @@ def version(binary: Path = SNORT3) -> str:
     return re.search(r"Version (\S+)", out.stdout + out.stderr)[1]
 
 
+def pack_args(config: Path, folder: Path, rules: str) -> list[str]:
+    """Snort's arguments for the pack's files in `folder` under configuration `config`."""
+    return ["-c", str(config), "--script-path", str(folder), "-R", str(folder / rules)]
+
+
 def packets(pcap: Path) -> list[bytes]:
     with pcap.open("rb") as f:
         return [buf for _, buf in dpkt.pcap.UniversalReader(f)]
@@ -61,7 +66,6 @@ def missing(sent: list[bytes], passed: list[bytes]) -> list[int]:
 @dataclass
 class SnortRun:
     alerts: list[dict]  # alert_json records
-    packets: int  # packets in the pcap
     dropped: list[int]  # packets missing from pass.pcap (inline runs)
     log: str
 
@@ -97,7 +101,7 @@ class Snort3:
                 f"include '{folder / 'snort3-snippet.lua'}'\n"
                 "alert_json = { file = true }\n"
             )
-        return ["-c", str(config), "--script-path", str(folder), "-R", str(folder / rules)]
+        return pack_args(config, folder, rules)
 
     def test_config(self, folder: Path, rules: str) -> tuple[int, str]:
         """`snort -T` on the pack's files in `folder`: exit status and output."""
@@ -137,8 +141,7 @@ class Snort3:
                 raise RuntimeError(f"snort3 failed on {pcap.name}: {log[-2000:]}")
             out = work / "alert_json.txt"
             alerts = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
-            sent = packets(pcap)
-            dropped = missing(sent, packets(work / "pass.pcap")) if ips else []
-            return SnortRun(alerts, len(sent), dropped, log)
+            dropped = missing(packets(pcap), packets(work / "pass.pcap")) if ips else []
+            return SnortRun(alerts, dropped, log)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -215,16 +215,23 @@ def test_scan_count(suricata, scenario):
         assert run.lua_problems(suricata) == []
 
 
-def test_snort3_lua_error_is_caught(request, tmp_path):
-    """Snort prints a Lua error in the option and still exits 0: the run's output is what
-    tells, and a case with an injected fault must fail."""
-    check_engine(request, SNORT)
+def patched_option(tmp_path: Path, after_decode: str) -> Path:
+    """A copy of the rendered snort3/ folder whose option runs `after_decode` (Lua) after
+    each decode."""
     folder = tmp_path / "snort3"
     shutil.copytree(rendered() / "snort3", folder)
     script = folder / SPEC.snort3.lua_script
     text = script.read_text()
     assert text.count("  decode(pk)\n") == 1
-    script.write_text(text.replace("  decode(pk)\n", '  decode(pk)\n  error("injected fault")\n'))
+    script.write_text(text.replace("  decode(pk)\n", f"  decode(pk)\n  {after_decode}\n"))
+    return folder
+
+
+def test_snort3_lua_error_is_caught(request, tmp_path):
+    """Snort prints a Lua error in the option and still exits 0: the run's output is what
+    tells, and a case with an injected fault must fail."""
+    check_engine(request, SNORT)
+    folder = patched_option(tmp_path, 'error("injected fault")')
     run = SNORT.read_pcap(PCAPS / "udp-probe.pcap", folder, SPEC.snort3.rules_file)
     assert any("injected fault" in p for p in run.lua_problems()), run.log
     clean = SNORT.read_pcap(PCAPS / "udp-probe.pcap", rendered() / "snort3", SPEC.snort3.rules_file)
@@ -247,13 +254,7 @@ def test_snort3_decodes_a_datagram_once_for_every_udp_rule(request, tmp_path):
     loaded, the decoder runs once per datagram that reaches it; each TCP kind has a Lua
     state of its own."""
     check_engine(request, SNORT)
-    folder = tmp_path / "snort3"
-    shutil.copytree(rendered() / "snort3", folder)
-    script = folder / SPEC.snort3.lua_script
-    text = script.read_text()
-    script.write_text(
-        text.replace("  decode(pk)\n", '  decode(pk)\n  io.stderr:write("DECODED\\n")\n')
-    )
+    folder = patched_option(tmp_path, 'io.stderr:write("DECODED\\n")')
     for pcap, expect in (("udp-reply-sysinfo.pcap", 2), ("udp-noise.pcap", None)):
         run = SNORT.read_pcap(PCAPS / pcap, folder, SPEC.snort3.rules_file)
         datagrams = [p for p in rdpcap(str(PCAPS / pcap)) if p.haslayer("UDP")]

@@ -19,12 +19,14 @@ from ..luadecoder import decoder_environment, render_decoder
 
 _env = decoder_environment(Path(__file__).resolve().parent / "templates")
 
+FOLDER = "snort3"  # of the rendered tree
 SNIPPET = "snort3-snippet.lua"
 CONFIG = "snort.lua"
 
 MODES_ABOUT = """What a packet is, by transport and role (transport, listener side, whether it
--- is the handshake, the flowint that holds its direction's first sequence number): the
--- option's Lua state serves every rule that names its kind, so it looks this up per packet."""
+counts as an attempt where the packet's time is known, whether it is the handshake, the
+flowint that holds its direction's first sequence number): the option's Lua state serves
+every rule that names its kind, so it looks this up per packet."""
 
 
 def snort3_rules(spec: Spec) -> list[tuple[Signature, Rule]]:
@@ -80,7 +82,7 @@ def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:
     """sid -> (lock name, rule text) of the Snort rules rendered with the spec's defaults:
     what the Snort rev lock hashes."""
     opts = spec.defaults
-    text = render_snort3(spec, opts, {})[f"snort3/{spec.snort3.rules_file}"]
+    text = render_snort3(spec, opts, {})[f"{FOLDER}/{spec.snort3.rules_file}"]
     lines = rule_lines(text)
     return {
         rule_sid(opts, r): (f"{s.name}/{r.transport}", lines[rule_sid(opts, r)])
@@ -132,11 +134,11 @@ def render_snort3(
         **common, filters=_event_filters(spec, opts)
     )
     config = _env.get_template("snort.lua.j2").render(**common, snippet=SNIPPET)
-    base = "snort3"
-    return {
-        f"{base}/{spec.snort3.rules_file}": rules,
-        f"{base}/{spec.snort3.lua_script}": lua,
-        f"{base}/{spec.snort3.kind_script}": kind,
-        f"{base}/{SNIPPET}": snippet,
-        f"{base}/{CONFIG}": config,
+    files = {
+        spec.snort3.rules_file: rules,
+        spec.snort3.lua_script: lua,
+        spec.snort3.kind_script: kind,
+        SNIPPET: snippet,
+        CONFIG: config,
     }
+    return {f"{FOLDER}/{name}": text for name, text in files.items()}

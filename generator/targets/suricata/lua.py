@@ -12,9 +12,9 @@ from ..luadecoder import decoder_environment, render_decoder
 _env = decoder_environment(Path(__file__).resolve().parent / "templates")
 
 MODES_ABOUT = """This engine's decoder rules (sid -> transport, listener side, whether its packets
--- are attempts on the destination, whether they are the handshake, the flowint that
--- holds its direction's first sequence number), so that a Lua state knows which rule
--- it serves without asking per packet."""
+are attempts on the destination, whether they are the handshake, the flowint that
+holds its direction's first sequence number), so that a Lua state knows which rule
+it serves without asking per packet."""
 
 
 def render_lua(spec: Spec, opts: Options, engine: EngineTarget) -> str:
