@@ -28,7 +28,12 @@ test: $(VENV)/.installed engines
 lint: $(VENV)/.installed
 	$(BIN)/ruff check generator tests bench
 
-engines: suricata7 suricata8 snort3 netns-tools
+engines: suricata7 suricata8 snort3 netns-tools gnu-time
+
+# GNU time: the peak RSS of each engine run that bench measures (bench/runner.py).
+.PHONY: gnu-time
+gnu-time:
+	@test -x /usr/bin/time || { apt-get install -y -q time || { apt-get update -q && apt-get install -y -q time; }; }
 
 suricata7:
 	@sh scripts/install-suricata7.sh

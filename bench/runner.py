@@ -93,18 +93,22 @@ def timed_run(cmd: list[str], console: Path, cwd: Path | None = None
     own resource usage, the engine's when the command execs it), wall seconds; killed
     after RUN_TIMEOUT. Output to `console`.
 
-    The peak RSS comes from GNU time (TIME) when installed: Linux carries the peak of the
-    mm a process forks from across exec, so os.wait4's ru_maxrss of a child of this
-    Python is at least this Python's own peak (over 100 MB after the Lua counts) and hides
-    an engine's smaller one; GNU time forks the engine from its own small process. Its
-    own CPU time (about a millisecond) is in every arm's."""
+    The peak RSS comes from GNU time (TIME, installed by `make bench`): Linux carries the
+    peak of the mm a process forks from across exec, so os.wait4's ru_maxrss of a child of
+    this Python is at least this Python's own peak (over 100 MB after the Lua counts) and
+    hides an engine's smaller one; GNU time forks the engine from its own small process.
+    Its own CPU time (about a millisecond) is in every arm's."""
+    if not TIME.exists():
+        raise RuntimeError(f"{TIME} (GNU time) is missing: run `make gnu-time`")
     rss_file = console.with_suffix(".rss")
-    if TIME.exists():
-        cmd = [str(TIME), "-f", "%M", "-o", str(rss_file), *cmd]
+    cmd = [str(TIME), "-f", "%M", "-o", str(rss_file), *cmd]
     with open(console, "wb") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-        timer = threading.Timer(RUN_TIMEOUT, lambda: os.kill(proc.pid, signal.SIGKILL))
+        # a session of its own, so that a timeout kills the engine, not only GNU time
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+        timer = threading.Timer(RUN_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
@@ -112,9 +116,7 @@ def timed_run(cmd: list[str], console: Path, cwd: Path | None = None
             timer.cancel()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    rss_kb = usage.ru_maxrss
-    if TIME.exists() and proc.returncode == 0:
-        rss_kb = int(rss_file.read_text().split()[-1])
+    rss_kb = int(rss_file.read_text().split()[-1]) if proc.returncode == 0 else 0
     return (proc.returncode, usage.ru_utime + usage.ru_stime, wall, rss_kb / 1024)
 
 

@@ -14,7 +14,9 @@ fi
 LIBS="libdumbnet1 libhwloc15 libluajit-5.1-2 libssl3 libpcap0.8 libpcre2-8-0 zlib1g libunwind8 liblzma5 libnuma1 libuuid1 libstdc++6"
 # shellcheck disable=SC2086
 installed=$(dpkg-query -W -f='${Status}\n' $LIBS 2>/dev/null | grep -c 'install ok installed' || true)
-if [ "$installed" -ne 12 ]; then
+# shellcheck disable=SC2086
+set -- $LIBS
+if [ "$installed" -ne $# ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q $LIBS >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q $LIBS; }
 fi
