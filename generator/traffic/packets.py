@@ -152,6 +152,38 @@ def message(
     )
 
 
+# --- known content for data blocks ----------------------------------------------------------
+
+# The DOS stub every linker writes in front of a PE image: push cs / pop ds / mov dx, 0x0e /
+# mov ah, 9 / int 21h (print the message) / mov ax, 0x4c01 / int 21h (exit), then its text.
+_DOS_STUB = (
+    bytes.fromhex("0e1fba0e00b409cd21b8014ccd21")
+    + b"This program cannot be run in DOS mode.\r\r\n$"
+)
+PE_OFFSET = 0x80  # e_lfanew: where the "PE\0\0" signature sits
+
+
+def pe_like(seed: int, size: int) -> bytes:
+    """`size` bytes that look like a Windows executable, then bytes from random.Random(seed).
+
+    A data block whose content the tests know byte for byte: the 64-byte DOS header of a
+    typical PE file (b"MZ", e_lfanew = PE_OFFSET), the DOS stub and its "This program cannot
+    be run in DOS mode" text, the "PE\0\0" signature, then seeded random bytes. Its first 16
+    bytes are the header every PE file starts with: 4d5a90000300000004000000ffff0000.
+    """
+    header = bytearray(PE_OFFSET)
+    # e_magic, e_cblp, e_cp, e_crlc, e_cparhdr, e_minalloc, e_maxalloc, e_ss, e_sp, e_csum,
+    # e_ip, e_cs, e_lfarlc, e_ovno
+    struct.pack_into(
+        "<2s13H", header, 0, b"MZ", 0x90, 3, 0, 4, 0, 0xFFFF, 0, 0xB8, 0, 0, 0, 0x40, 0
+    )
+    struct.pack_into("<I", header, 0x3C, PE_OFFSET)
+    header[0x40 : 0x40 + len(_DOS_STUB)] = _DOS_STUB
+    head = bytes(header) + b"PE\0\0"
+    assert size >= len(head), "too small for the PE-like header"
+    return head + random.Random(seed).randbytes(size - len(head))
+
+
 # --- packet construction ---------------------------------------------------------------------
 
 

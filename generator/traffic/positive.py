@@ -1,5 +1,6 @@
 """Positive scenarios: UDP probes, replies, data transfers, bursts; TCP sessions whose
-messages arrive whole, split or in several segments."""
+messages arrive whole, split or in several segments; peer blocks and data blocks of known
+content (issue 19: what the messages carry)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..codec import (
     FLAG_LOCAL_ACK,
     FLAG_PEER,
     FLAG_SYSINFO,
+    Message,
     encode,
     encode_tcp,
 )
@@ -30,8 +32,31 @@ from .packets import (
     ephemeral_port,
     listener_port,
     message,
+    pe_like,
 )
 from .registry import scenario
+
+# Known content (issue 19): the data blocks and announced peers of the scenarios below, which
+# tests/unit and tests/engine/cases.yaml check byte for byte. The peers are listener ports of
+# PROTOCOL.md's port vectors (week 2968).
+BLOCK_UDP = pe_like(2009, 1200)  # one datagram
+BLOCK_TCP = pe_like(2026, 4000)  # three segments at the MSS, sent twice
+PEER_UDP_DATA = ("192.0.2.1", 38636)
+PEER_UDP_CONTROL = ("198.51.100.77", 59288)
+PEER_TCP_CONTROL = ("203.0.113.200", 43880)
+PEER_TCP_DATA = ("192.0.2.1", 17075)
+# PROTOCOL.md's UDP data-transfer vector: peer 127.0.0.1:40000 (u32 0x0100007F), data_flags 1,
+# 15 bytes of data, 5 noise bytes 0xAA.
+VECTOR = Message(
+    0xDEADBEEF,
+    0x01020304,
+    CONTROL | FLAG_PEER | FLAG_DATA,
+    peer_ip="127.0.0.1",
+    peer_port=40000,
+    data_flags=1,
+    data=b"hello conficker",
+    noise=b"\xaa" * 5,
+)
 
 
 @scenario("udp-probe", udp_control=1, attempts={PROBER: 1})
@@ -179,5 +204,65 @@ def _tcp_data_transfer(rng: random.Random) -> list[Packet]:
     for _ in range(2):
         msg = message(rng, TCP_CONTROL | FLAG_PEER | FLAG_DATA, data=rng.randbytes(500))
         s.send(True, encode_tcp(msg))
+    s.close()
+    return t.packets
+
+
+@scenario("udp-peer-data", udp_control=1, udp_data=1, attempts={PROBER: 1, PROBER2: 1})
+def _udp_peer_data(rng: random.Random) -> list[Packet]:
+    """Peer and data blocks of known content over UDP. 192.0.2.10 sends 203.0.113.200's UDP
+    port (index 1) one data transfer in one datagram (flags 0x8049, peer 192.0.2.1:38636,
+    data_flags 0x01, data block BLOCK_UDP: a 1,200-byte PE-like file); 192.0.2.20 sends
+    203.0.113.77's UDP port (index 3) a control message with a peer block (flags 0x8009, peer
+    198.51.100.77:59288). A correct detector reports one UDP data and one UDP control message."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 1)
+    sport = ephemeral_port(rng, (dport,))
+    data = message(
+        rng, CONTROL | FLAG_PEER | FLAG_DATA, peer=PEER_UDP_DATA, data=BLOCK_UDP, data_flags=1
+    )
+    t.udp(PROBER, sport, LISTENER, dport, encode(data))
+    dport = listener_port(LISTENER2, t.now, 3)
+    sport = ephemeral_port(rng, (dport,))
+    control = message(rng, CONTROL | FLAG_PEER, peer=PEER_UDP_CONTROL, noise=rng.randrange(1, 41))
+    t.udp(PROBER2, sport, LISTENER2, dport, encode(control), gap=0.01)
+    return t.packets
+
+
+@scenario("udp-data-vector", udp_data=1, attempts={PROBER3: 1})
+def _udp_data_vector(rng: random.Random) -> list[Packet]:
+    """PROTOCOL.md's UDP data-transfer vector as the payload of one datagram from 192.0.2.30 to
+    203.0.113.200's UDP port (index 3): flags 0x8049, peer 127.0.0.1:40000, data_flags 0x01, the
+    15 bytes "hello conficker" (shorter than a 16-byte head), 5 noise bytes. A correct detector
+    reports one UDP data message."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER, t.now, 3)
+    t.udp(PROBER3, ephemeral_port(rng, (dport,)), LISTENER, dport, encode(VECTOR))
+    return t.packets
+
+
+@scenario("tcp-peer-data", tcp_control=1, tcp_data=2, attempts={PROBER3: 1})
+def _tcp_peer_data(rng: random.Random) -> list[Packet]:
+    """Peer and data blocks of known content over TCP: a session from 192.0.2.30 to
+    198.51.100.77's TCP port (index 2). The client sends a control message with a peer block
+    (flags 0x800D, peer 203.0.113.200:43880), then the same data block twice, each time in a
+    message of its own (flags 0x804D, peer 192.0.2.1:17075, data_flags 0x02, data block
+    BLOCK_TCP: a 4,000-byte PE-like file, no noise) cut at the MSS into three segments. A
+    correct detector reports one TCP control message and two TCP data messages."""
+    t = Trace(rng)
+    dport = listener_port(LISTENER3, t.now, 2)
+    s = t.tcp(PROBER3, ephemeral_port(rng, (dport,)), LISTENER3, dport).open()
+    s.send(True, encode_tcp(message(rng, TCP_CONTROL | FLAG_PEER, peer=PEER_TCP_CONTROL)))
+    for _ in range(2):
+        msg = message(
+            rng,
+            TCP_CONTROL | FLAG_PEER | FLAG_DATA,
+            peer=PEER_TCP_DATA,
+            data=BLOCK_TCP,
+            data_flags=2,
+        )
+        framed = encode_tcp(msg)
+        assert len(framed) == 2 + 8 + 2 + 6 + 3 + len(BLOCK_TCP) + 4  # three segments
+        s.send(True, framed)
     s.close()
     return t.packets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import random
 import struct
 import zlib
 from collections import defaultdict
@@ -16,7 +17,7 @@ from scapy.utils import rdpcap
 
 from generator import codec
 from generator.codec import DecodeError, Message, TcpStreamDecoder
-from generator.traffic import pcaps, reassembly
+from generator.traffic import pcaps, positive, reassembly
 
 NAMES = [s.name for s in pcaps.SCENARIOS]
 POSITIVE = [s.name for s in pcaps.SCENARIOS if not s.negative]
@@ -43,6 +44,9 @@ REQUIRED = {
     "scan-week-rollover",
     "p2p-other-ports",
     "neg-benign-computed-ports",
+    "udp-peer-data",
+    "udp-data-vector",
+    "tcp-peer-data",
     *(
         REORDERED := {
             "tcp-reorder-first-segment",
@@ -61,6 +65,9 @@ REQUIRED = {
         }
     ),
 }
+ENGINE_CASES_ALL = yaml.safe_load(
+    (pathlib.Path(__file__).parents[1] / "engine" / "cases.yaml").read_text()
+)
 # Messages deliberately sent on ports the generator does not give the listener.
 OFF_GENERATOR = {"p2p-other-ports"}
 
@@ -442,9 +449,7 @@ def test_negative_volumes(outdir: pathlib.Path) -> None:
     dns_high = [
         p
         for p in services
-        if p[UDP].dport == 53
-        and p[UDP].sport >= 49152
-        and not codec.is_blacklisted(p[UDP].sport)
+        if p[UDP].dport == 53 and p[UDP].sport >= 49152 and not codec.is_blacklisted(p[UDP].sport)
     ]
     assert dns_high
     quic = [p for p in services if 443 in (p[UDP].sport, p[UDP].dport)]
@@ -539,6 +544,99 @@ def test_tcp_multi_segment_single_segment(outdir: pathlib.Path) -> None:
 def test_tcp_data_transfer_sizes(outdir: pathlib.Path) -> None:
     (msgs,) = decode_pcap(outdir / "tcp-data-transfer.pcap").tcp_hits.values()
     assert [len(m.data or b"") for m in msgs] == [500, 500]
+
+
+# --- issue 19: blocks of known content ------------------------------------------------------
+
+# PROTOCOL.md's UDP data-transfer vector, as printed there.
+VECTOR_HEX = (
+    "efbeadde0403020197f89f800001409d051f4068656c6d6b30236f6e6669626e71227374ff12aebaebafbe"
+)
+
+
+def _looks_like_pe(block: bytes, size: int) -> None:
+    assert len(block) == size and block[:2] == b"MZ"
+    assert b"This program cannot be run in DOS mode" in block[:0x80]
+    (e_lfanew,) = struct.unpack_from("<I", block, 0x3C)
+    assert block[e_lfanew : e_lfanew + 4] == b"PE\0\0"
+
+
+def test_udp_peer_data_content(outdir: pathlib.Path) -> None:
+    """One datagram carries the whole PE-like block; a second the control message's peer."""
+    (data_pkt, data), (control_pkt, control) = decode_pcap(outdir / "udp-peer-data.pcap").udp_hits
+    assert not _is_fragment(data_pkt) and len(data_pkt) < 1514
+    assert (data.flags, data.data_flags, data.data) == (0x8049, 1, positive.BLOCK_UDP)
+    assert (data.peer_ip, data.peer_port) == positive.PEER_UDP_DATA == ("192.0.2.1", 38636)
+    _looks_like_pe(positive.BLOCK_UDP, 1200)
+    assert control.flags == 0x8009 and control.data is None
+    assert (control.peer_ip, control.peer_port) == positive.PEER_UDP_CONTROL
+    assert (data_pkt[IP].src, control_pkt[IP].src) == (pcaps.PROBER, pcaps.PROBER2)
+
+
+def test_udp_data_vector_is_protocol_md(outdir: pathlib.Path) -> None:
+    ((pkt, msg),) = decode_pcap(outdir / "udp-data-vector.pcap").udp_hits
+    assert bytes(pkt[UDP].payload).hex() == VECTOR_HEX
+    assert (msg.peer_ip, msg.peer_port, msg.data_flags, msg.data) == (
+        "127.0.0.1",
+        40000,
+        1,
+        b"hello conficker",
+    )
+
+
+def test_tcp_peer_data_content(outdir: pathlib.Path) -> None:
+    """The same block twice, each message cut into three segments at the MSS."""
+    packets = list(rdpcap(str(outdir / "tcp-peer-data.pcap")))
+    sizes = [len(p[TCP].payload) for p in packets if TCP in p and len(p[TCP].payload)]
+    framed = 2 + 8 + 2 + 6 + 3 + 4000 + 4
+    control = 2 + 8 + 2 + 6 + 4
+    rest = framed - 2 * pcaps.MSS
+    assert sizes == [control, pcaps.MSS, pcaps.MSS, rest, pcaps.MSS, pcaps.MSS, rest]
+    (msgs,) = decode_pcap(outdir / "tcp-peer-data.pcap").tcp_hits.values()
+    first, *data = msgs
+    assert first.flags == 0x800D and (first.peer_ip, first.peer_port) == positive.PEER_TCP_CONTROL
+    assert len(data) == 2 and data[0].key_lo != data[1].key_lo  # two messages, one content
+    for msg in data:
+        assert (msg.flags, msg.data_flags, msg.data) == (0x804D, 2, positive.BLOCK_TCP)
+        assert (msg.peer_ip, msg.peer_port) == positive.PEER_TCP_DATA
+    _looks_like_pe(positive.BLOCK_TCP, 4000)
+    assert positive.BLOCK_TCP[0x84:] == random.Random(2026).randbytes(4000 - 0x84)
+
+
+ISSUE19 = ("udp-peer-data", "udp-data-vector", "tcp-peer-data")
+BLOCK_KEYS = {"peer", "data_len", "data_flags", "data_head"}
+
+
+def _facts_of(msg: Message) -> dict[str, str]:
+    """The block facts PROTOCOL.md's layout gives a message (the engine cases' format)."""
+    out = {}
+    if msg.peer_ip is not None:
+        out["peer"] = f"{msg.peer_ip}:{msg.peer_port}"
+    if msg.data is not None:
+        out["data_len"] = str(len(msg.data))
+        out["data_flags"] = f"0x{msg.data_flags:02x}"
+        out["data_head"] = msg.data[:16].hex()
+    return out
+
+
+@pytest.mark.parametrize("case", [c for c in ENGINE_CASES_ALL if c["pcap"][:-5] in ISSUE19])
+def test_engine_case_block_facts_match_the_content(outdir: pathlib.Path, case: dict) -> None:
+    """cases.yaml's peer and data facts (written by hand) are what the codec decodes from the
+    pcap: for each rule, the facts of every message of the rule's kind and transport."""
+    decoded = decode_pcap(outdir / case["pcap"])
+    by_rule: dict[str, list[Message]] = defaultdict(list)
+    sent = [("udp", m) for _, m in decoded.udp_hits]
+    sent += [("tcp", m) for msgs in decoded.tcp_hits.values() for m in msgs]
+    for proto, msg in sent:
+        name = "Data_Transfer" if msg.kind == "data" else "Detected"
+        by_rule[f"Conficker_P2P_{name}/{proto}"].append(msg)
+    facts = case["expect"]["facts"]
+    for rule, want in facts.items():
+        block = {k: v for k, v in want.items() if k in BLOCK_KEYS}
+        assert block, f"{rule}: no peer or data facts"
+        found = [{k: v for k, v in _facts_of(m).items() if k in block} for m in by_rule[rule]]
+        assert found and all(f == block for f in found), rule
+        assert all(f"0x{m.flags:04x}" == want["flags"] for m in by_rule[rule])
 
 
 def test_large_inputs(outdir: pathlib.Path) -> None:
@@ -741,9 +839,7 @@ def test_reorder_bounds_are_exact(outdir: pathlib.Path) -> None:
     assert sum(sizes) == reassembly._HOLE + b  # one message: the hole and the bytes held
 
 
-ENGINE_CASES = yaml.safe_load(
-    (pathlib.Path(__file__).parents[1] / "engine" / "cases.yaml").read_text()
-)
+ENGINE_CASES = ENGINE_CASES_ALL
 REORDERED_CASES = [c for c in ENGINE_CASES if c["pcap"].removesuffix(".pcap") in REORDERED]
 
 
