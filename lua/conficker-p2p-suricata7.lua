@@ -31,6 +31,7 @@ local REQUIRE_UDP = 0
 local REQUIRE_TCP = 0
 -- Optional blocks in wire order: flag bit, size, offset of a u16 length of the
 -- bytes that follow the block (or -1).
+local BLOCK_NAME = { "peer", "unknown0", "unknown1", "data", "sysinfo" }
 local BLOCK_FLAG = { 8, 16, 32, 64, 128 }
 local BLOCK_SIZE = { 6, 4, 4, 3, 26 }
 local BLOCK_LENGTH_AT = { -1, -1, -1, 1, -1 }
@@ -76,7 +77,10 @@ local FLOWINTS = {
   "cfp2p_session", "cfp2p_skip", "cfp2p_seq_to_server", "cfp2p_seq_to_client"
 }
 local CONTROL, DATA, ANY, SCAN, SYN, SESSION, SKIP, SEQ_TO_SERVER, SEQ_TO_CLIENT = 1, 2, 3, 4, 5, 6, 7, 8, 9
-local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
+local FLOWVARS = {
+  "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match",
+  "cfp2p_peer", "cfp2p_data_len", "cfp2p_data_flags", "cfp2p_data_head"
+}
 
 -- This engine's decoder rules (sid -> transport, listener side, whether its packets
 -- are attempts on the destination, whether they are the handshake, the flowint that
@@ -270,8 +274,19 @@ end
 
 local function reset(s, flen)
   s.pos, s.flen, s.flags, s.fixed, s.lenat, s.hlen, s.dlen, s.csum = 0, flen, 0, 0, -1, 0, 0, 0
+  s.head = ""
   init_cipher(s)
 end
+
+-- A frame's first bytes as they came (head), kept while it is fed piece by piece: what the
+-- facts of a valid message are read from (its blocks up to the data block, and the
+-- first DATA_HEAD bytes of the data).
+local DATA_HEAD = 16
+local HEAD_MAX, DATA_BLOCK = KEY_SIZE + FLAGS_SIZE + DATA_HEAD, NBLOCKS
+for b = NBLOCKS, 1, -1 do
+  if BLOCK_FLAG[b] == DATA_FLAG then DATA_BLOCK = b end
+end
+for b = 1, DATA_BLOCK do HEAD_MAX = HEAD_MAX + BLOCK_SIZE[b] end
 
 -- Layout from the flags: end of the fixed part and where the data length is (frame
 -- offsets, -1: no data block), computed once per combination of block flags.
@@ -342,6 +357,11 @@ end
 local function feed(s, p, i, j)
   local flen = s.flen
   if j > i + flen - s.pos - 1 then j = i + flen - s.pos - 1 end
+  if s.pos < HEAD_MAX then
+    local e = i + HEAD_MAX - s.pos - 1
+    if e > j then e = j end
+    s.head = s.head .. sub(p, i, e)
+  end
   while i <= j do
     local pos, left = s.pos, j - i + 1
     local n
@@ -407,9 +427,10 @@ end
 local streams, nstreams = {}, 0
 local held_total = 0  -- bytes held by all directions of this Lua state
 
--- Per call: messages found, the last one's flags and kind, whether a frame fed in
--- sequence was not a message.
+-- Per call: messages found, the last one's flags and kind and where its bytes are (a
+-- string and the index of its key), whether a frame fed in sequence was not a message.
 local control, data, last_flags, last_kind, failed = 0, 0, 0, 0, false
+local last_head, last_at
 
 -- a - b as a signed distance on the 32-bit sequence space
 local function seqdiff(a, b)
@@ -427,7 +448,7 @@ end
 -- the budget.
 local function frames(st, p, i, n)
   while i <= n do
-    local verdict
+    local verdict, head, at
     local flen = st.flen
     if flen == nil or flen < 0 then
       if flen ~= nil then
@@ -446,6 +467,7 @@ local function frames(st, p, i, n)
       if work > BUDGET then return 0 end
       if i + flen - 1 <= n then
         verdict = whole(st, p, i, flen, REQUIRE_TCP)
+        head, at = p, i
         i = i + flen
       else
         reset(st, flen)
@@ -454,10 +476,11 @@ local function frames(st, p, i, n)
     if verdict == nil then
       i, verdict = feed(st, p, i, n)
       if verdict == nil then return true end
+      head, at = st.head, 1
     end
     if not verdict or verdict == 0 then return verdict end
     if verdict == 2 then data = data + 1 else control = control + 1 end
-    last_flags, last_kind = st.flags, verdict
+    last_flags, last_kind, last_head, last_at = st.flags, verdict, head, at
     st.flen = nil
   end
   return true
@@ -700,11 +723,48 @@ local function session_seen()
   return v ~= nil and v > 0
 end
 
+-- What a valid message carries, for the analyst: its peer block as a.b.c.d:port, and its
+-- data block's flags, length and first DATA_HEAD bytes as hex ("-" for a block it does not
+-- have). Deciphered again from the key at h[i ..], the message as it came: only the last
+-- valid message of a call gets here, so other traffic never pays for it.
+local fstate, hex = {}, {}
+local function blocks_of(h, i, flags)
+  init_cipher(fstate)
+  key(fstate, h, i, KEY_SIZE, 0)
+  plain(fstate, h, i + KEY_SIZE, FLAGS_SIZE, KEY_SIZE, false)
+  local at, peer, dflags, dlen, dhead = i + KEY_SIZE + FLAGS_SIZE, "-", "-", "-", "-"
+  for b = 1, DATA_BLOCK do
+    if has_flag(flags, BLOCK_FLAG[b]) then
+      local name = BLOCK_NAME[b]
+      if name == "peer" then
+        local a, c, d, e = plain(fstate, h, at, 1, 0, false), plain(fstate, h, at + 1, 1, 0, false),
+          plain(fstate, h, at + 2, 1, 0, false), plain(fstate, h, at + 3, 1, 0, false)
+        peer = string.format("%d.%d.%d.%d:%d", a, c, d, e, plain(fstate, h, at + 4, 2, 0, false))
+      elseif name == "data" then
+        -- u8 data_flags, the u16 length at BLOCK_LENGTH_AT, then the data
+        dflags = string.format("0x%02x", plain(fstate, h, at, 1, 0, false))
+        local n = plain(fstate, h, at + BLOCK_LENGTH_AT[b], 2, 0, false)
+        dlen = tostring(n)
+        if n > DATA_HEAD then n = DATA_HEAD end
+        at = at + BLOCK_SIZE[b]
+        for k = 1, n do hex[k] = string.format("%02x", plain(fstate, h, at + k - 1, 1, 0, false)) end
+        dhead = table.concat(hex, "", 1, n)
+      else
+        for k = 0, BLOCK_SIZE[b] - 1 do plain(fstate, h, at + k, 1, 0, false) end
+      end
+      at = at + BLOCK_SIZE[b]
+    end
+  end
+  return peer, dflags, dlen, dhead
+end
+
 local KIND_NAME = { "control", "data" }
 local function set_facts(flags, kind, port_match)
   fv_set(1, string.format("0x%04x", flags))
   fv_set(2, KIND_NAME[kind])
   fv_set(3, tostring(port_match))
+  local peer, dflags, dlen, dhead = blocks_of(last_head, last_at, flags)
+  fv_set(4, peer); fv_set(5, dlen); fv_set(6, dflags); fv_set(7, dhead)
 end
 
 -- Per Lua state ---------------------------------------------------------------
@@ -769,7 +829,7 @@ local function decode(pk)
     work = FRAME_COST
     local verdict = whole(udp_state, p, i, j - i + 1, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
-      last_flags, last_kind = udp_state.flags, verdict
+      last_flags, last_kind, last_head, last_at = udp_state.flags, verdict, p, i
       if verdict == 2 then data = 1 else control = 1 end
     else
       udp_failed(flow_id(pk))

@@ -23,6 +23,7 @@ local REQUIRE_UDP = 0
 local REQUIRE_TCP = 0
 -- Optional blocks in wire order: flag bit, size, offset of a u16 length of the
 -- bytes that follow the block (or -1).
+local BLOCK_NAME = { "peer", "unknown0", "unknown1", "data", "sysinfo" }
 local BLOCK_FLAG = { 8, 16, 32, 64, 128 }
 local BLOCK_SIZE = { 6, 4, 4, 3, 26 }
 local BLOCK_LENGTH_AT = { -1, -1, -1, 1, -1 }
@@ -68,7 +69,10 @@ local FLOWINTS = {
   "cfp2p_session", "cfp2p_skip", "cfp2p_seq_to_server", "cfp2p_seq_to_client"
 }
 local CONTROL, DATA, ANY, SCAN, SYN, SESSION, SKIP, SEQ_TO_SERVER, SEQ_TO_CLIENT = 1, 2, 3, 4, 5, 6, 7, 8, 9
-local FLOWVARS = { "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match" }
+local FLOWVARS = {
+  "cfp2p_flags", "cfp2p_kind", "cfp2p_port_match",
+  "cfp2p_peer", "cfp2p_data_len", "cfp2p_data_flags", "cfp2p_data_head"
+}
 
 -- What a packet is, by transport and role (transport, listener side, whether it
 -- counts as an attempt where the packet's time is known, whether it is the handshake, the
@@ -193,8 +197,19 @@ end
 
 local function reset(s, flen)
   s.pos, s.flen, s.flags, s.fixed, s.lenat, s.hlen, s.dlen, s.csum = 0, flen, 0, 0, -1, 0, 0, 0
+  s.head = ""
   init_cipher(s)
 end
+
+-- A frame's first bytes as they came (head), kept while it is fed piece by piece: what the
+-- facts of a valid message are read from (its blocks up to the data block, and the
+-- first DATA_HEAD bytes of the data).
+local DATA_HEAD = 16
+local HEAD_MAX, DATA_BLOCK = KEY_SIZE + FLAGS_SIZE + DATA_HEAD, NBLOCKS
+for b = NBLOCKS, 1, -1 do
+  if BLOCK_FLAG[b] == DATA_FLAG then DATA_BLOCK = b end
+end
+for b = 1, DATA_BLOCK do HEAD_MAX = HEAD_MAX + BLOCK_SIZE[b] end
 
 -- Layout from the flags: end of the fixed part and where the data length is (frame
 -- offsets, -1: no data block), computed once per combination of block flags.
@@ -265,6 +280,11 @@ end
 local function feed(s, p, i, j)
   local flen = s.flen
   if j > i + flen - s.pos - 1 then j = i + flen - s.pos - 1 end
+  if s.pos < HEAD_MAX then
+    local e = i + HEAD_MAX - s.pos - 1
+    if e > j then e = j end
+    s.head = s.head .. sub(p, i, e)
+  end
   while i <= j do
     local pos, left = s.pos, j - i + 1
     local n
@@ -330,9 +350,10 @@ end
 local streams, nstreams = {}, 0
 local held_total = 0  -- bytes held by all directions of this Lua state
 
--- Per call: messages found, the last one's flags and kind, whether a frame fed in
--- sequence was not a message.
+-- Per call: messages found, the last one's flags and kind and where its bytes are (a
+-- string and the index of its key), whether a frame fed in sequence was not a message.
 local control, data, last_flags, last_kind, failed = 0, 0, 0, 0, false
+local last_head, last_at
 
 -- a - b as a signed distance on the 32-bit sequence space
 local function seqdiff(a, b)
@@ -350,7 +371,7 @@ end
 -- the budget.
 local function frames(st, p, i, n)
   while i <= n do
-    local verdict
+    local verdict, head, at
     local flen = st.flen
     if flen == nil or flen < 0 then
       if flen ~= nil then
@@ -369,6 +390,7 @@ local function frames(st, p, i, n)
       if work > BUDGET then return 0 end
       if i + flen - 1 <= n then
         verdict = whole(st, p, i, flen, REQUIRE_TCP)
+        head, at = p, i
         i = i + flen
       else
         reset(st, flen)
@@ -377,10 +399,11 @@ local function frames(st, p, i, n)
     if verdict == nil then
       i, verdict = feed(st, p, i, n)
       if verdict == nil then return true end
+      head, at = st.head, 1
     end
     if not verdict or verdict == 0 then return verdict end
     if verdict == 2 then data = data + 1 else control = control + 1 end
-    last_flags, last_kind = st.flags, verdict
+    last_flags, last_kind, last_head, last_at = st.flags, verdict, head, at
     st.flen = nil
   end
   return true
@@ -688,7 +711,7 @@ local function decode(pk)
     work = FRAME_COST
     local verdict = whole(udp_state, p, i, j - i + 1, REQUIRE_UDP)
     if verdict == 1 or verdict == 2 then
-      last_flags, last_kind = udp_state.flags, verdict
+      last_flags, last_kind, last_head, last_at = udp_state.flags, verdict, p, i
       if verdict == 2 then data = 1 else control = 1 end
     else
       udp_failed(flow_id(pk))

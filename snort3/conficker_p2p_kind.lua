@@ -18,6 +18,7 @@ local REQUIRE_UDP = 0
 local REQUIRE_TCP = 0
 -- Optional blocks in wire order: flag bit, size, offset of a u16 length of the
 -- bytes that follow the block (or -1).
+local BLOCK_NAME = { "peer", "unknown0", "unknown1", "data", "sysinfo" }
 local BLOCK_FLAG = { 8, 16, 32, 64, 128 }
 local BLOCK_SIZE = { 6, 4, 4, 3, 26 }
 local BLOCK_LENGTH_AT = { -1, -1, -1, 1, -1 }

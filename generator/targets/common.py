@@ -47,6 +47,10 @@ class Names:
     flags: str  # flowvar: flags of the last valid message
     kind: str  # flowvar: control or data
     port_match: str  # flowvar: whether the listener port is a computed port
+    peer: str  # flowvar: the peer block's address and port, a.b.c.d:port
+    data_len: str  # flowvar: the data block's length, decimal
+    data_flags: str  # flowvar: the data block's data_flags, 0x..
+    data_head: str  # flowvar: the data block's first 16 deciphered bytes, hex
     seq_to_server: str  # per flow: sequence number the client's data starts at (SYN)
     seq_to_client: str  # per flow: sequence number the server's data starts at (SYN-ACK)
 

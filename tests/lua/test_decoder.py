@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -66,6 +67,25 @@ def expected(payload: bytes) -> tuple[int, int]:
     return (0, 1) if msg.kind == "data" else (1, 0)
 
 
+BLOCK_FACTS = ("cfp2p_peer", "cfp2p_data_len", "cfp2p_data_flags", "cfp2p_data_head")
+
+
+def facts(msg: P.Message) -> dict[str, str]:
+    """The block facts the decoder should leave for a valid message, from the codec's
+    decoding ("-" where the message has no such block)."""
+    got = dict.fromkeys(BLOCK_FACTS, "-")
+    if msg.peer_ip is not None:
+        got["cfp2p_peer"] = f"{msg.peer_ip}:{msg.peer_port}"
+    if msg.data is not None:
+        got |= {"cfp2p_data_len": str(len(msg.data)), "cfp2p_data_flags": f"0x{msg.data_flags:02x}",
+                "cfp2p_data_head": msg.data[:16].hex()}
+    return got
+
+
+def block_facts(verdict) -> dict[str, str]:
+    return {k: v for k, v in verdict.flowvars.items() if k in BLOCK_FACTS}
+
+
 def counts(verdict) -> tuple[int, int]:
     control, data = verdict.flowint("cfp2p_control"), verdict.flowint("cfp2p_data")
     assert verdict.flowint("cfp2p_messages") == control + data
@@ -102,7 +122,19 @@ def test_protocol_vectors(udp, hexmsg):
         "cfp2p_flags": flags,
         "cfp2p_kind": "data" if data else "control",
         "cfp2p_port_match": "false",  # LISTENER is none of 192.0.2.2's ports
-    }
+    } | facts(P.decode(bytes.fromhex(hexmsg)))
+
+
+def test_vector_facts(udp):
+    """PROTOCOL.md's data-transfer vector, read as the analyst sees it: peer 127.0.0.1 (the
+    u32 0x0100007F) port 40000, data_flags 1, the data block's length and first bytes."""
+    hexmsg = next(h for h, v in VECTORS.items() if v[2] == "0x8049")
+    verdict = udp.match(bytes.fromhex(hexmsg), CLIENT, LISTENER)
+    assert verdict.flowvars["cfp2p_peer"] == "127.0.0.1:40000"
+    assert verdict.flowvars["cfp2p_data_flags"] == "0x01"
+    data = P.decode(bytes.fromhex(hexmsg)).data
+    assert verdict.flowvars["cfp2p_data_len"] == str(len(data))
+    assert bytes.fromhex(verdict.flowvars["cfp2p_data_head"]) == data[:16]
 
 
 def test_tcp_vector(tcp):
@@ -131,8 +163,11 @@ def test_random_valid_mutated_truncated(udp):
         mutated[rng.randrange(len(wire))] ^= 1 << rng.randrange(8)
         cases["mutated"] = bytes(mutated)
         for name, payload in cases.items():
-            got = counts(udp.match(payload, CLIENT, LISTENER)) if len(payload) >= 14 else (0, 0)
+            verdict = udp.match(payload, CLIENT, LISTENER) if len(payload) >= 14 else None
+            got = counts(verdict) if verdict else (0, 0)
             assert got == expected(payload), (name, payload.hex())
+            if got != (0, 0):
+                assert block_facts(verdict) == facts(P.decode(payload)), (name, payload.hex())
             checked[name] += 1
     assert checked["valid"] == 1500
 
@@ -150,11 +185,17 @@ def test_tcp_streams_split_anywhere(tcp):
         msgs = [random_message(rng) for _ in range(rng.randint(1, 4))]
         stream = b"".join(P.encode_tcp(m) for m in msgs)
         cuts = sorted(rng.sample(range(1, len(stream)), k=min(3, len(stream) - 1)))
+        ends = list(itertools.accumulate(len(P.encode_tcp(m)) for m in msgs))
         found = [0, 0]
         for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-            c, d = counts(tcp.match(stream[a:b], CLIENT, LISTENER, flow_id=flow, tcp=True))
+            verdict = tcp.match(stream[a:b], CLIENT, LISTENER, flow_id=flow, tcp=True)
+            c, d = counts(verdict)
             found[0] += c
             found[1] += d
+            # the facts are those of the last message this segment completed
+            done = [m for m, end in zip(msgs, ends, strict=True) if a < end <= b]
+            if done:
+                assert block_facts(verdict) == facts(done[-1])
         want = [sum(m.kind == "control" for m in msgs), sum(m.kind == "data" for m in msgs)]
         assert found == want, [m.flags for m in msgs]
 
