@@ -11,9 +11,11 @@
 --   cfp2p_scan     1 for an attempt on one of the destination's computed ports
 --                   (a UDP message, or a connection's first SYN); the scan
 --                   signature sets it back to 0
--- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind
--- and cfp2p_port_match (whether the listener's port is one the port generator
--- gives it). Per flow: cfp2p_syn counts a connection's SYNs, cfp2p_session
+-- and the last valid message's facts in the flowvars cfp2p_flags, cfp2p_kind,
+-- cfp2p_port_match (whether the listener's port is one the port generator gives
+-- it), cfp2p_peer (the peer block, a.b.c.d:port), cfp2p_data_len, cfp2p_data_flags
+-- and cfp2p_data_head (the data block's length, flags and first 16 bytes as hex);
+-- "-" where the message has no such block. Per flow: cfp2p_syn counts a connection's SYNs, cfp2p_session
 -- is set once the flow carried a valid message, cfp2p_skip once bad frames or
 -- datagrams before any message showed it is not Conficker (the decoder rules then
 -- skip it), cfp2p_seq_to_server and cfp2p_seq_to_client hold the sequence
