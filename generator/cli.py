@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import spec
-from .analysis import capture, ports, report, triage
+from .analysis import capture, extract, ports, report, triage
 from .targets import common, pack
 
 
@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--json", action="store_true", help="JSON Lines: one object per message, then a summary"
     )
+    d.add_argument(
+        "--extract",
+        metavar="DIR",
+        type=Path,
+        help="write each data block to DIR/<sha256>.bin and a line per message to "
+        "DIR/index.jsonl (DIR is created or added to)",
+    )
     return parser
 
 
@@ -93,30 +100,66 @@ def _ports(args: argparse.Namespace) -> None:
 
 def _decode(args: argparse.Namespace) -> None:
     try:
-        _print_decoded(args.capture, args.json)
+        _print_decoded(args.capture, args.json, args.extract)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_stdout()
 
 
-def _print_decoded(path: Path, as_json: bool) -> None:
+def _quiet_stdout() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_decoded(path: Path, as_json: bool, folder: Path | None) -> None:
+    """Print the records and the summary; with a folder, extract the data blocks into it,
+    all or nothing (extract.py). The folder is checked before the capture is read."""
+    blocks = extract.Extractor(folder, path) if folder is not None else None
     run = triage.Triage()
     progress = report.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     header = False
-    for record in run.run(path, progress):
-        if progress is not None:
-            progress.clear()
-        if as_json:
-            print(json.dumps(record.to_json()))
-            continue
-        if not header:
-            print(report.RECORD_HEADER)
-            header = True
-        print(report.format_record(record))
+    printing = True
+    try:
+        for record in run.run(path, progress):
+            if blocks is not None and record.sha256 is not None:
+                blocks.add(record)
+            if not printing:
+                continue
+            if progress is not None:
+                progress.clear()
+            try:
+                if as_json:
+                    print(json.dumps(record.to_json()))
+                    continue
+                if not header:
+                    print(report.RECORD_HEADER)
+                    header = True
+                print(report.format_record(record))
+            except BrokenPipeError:
+                if blocks is None:
+                    raise
+                printing = False  # the reader went away: finish the extraction quietly
+                _quiet_stdout()
+        if blocks is not None:
+            blocks.commit()
+    except BaseException:
+        if blocks is not None:
+            blocks.abort()
+        raise
     summary = run.summary()
+    if blocks is not None:
+        summary["extracted"] = {
+            "dir": str(folder),
+            "index_lines": blocks.lines,
+            "new_files": blocks.new_files,
+        }
     if as_json:
         print(json.dumps(summary))
-    else:
-        print(("\n" if header else "") + report.format_summary(summary))
+        return
+    print(("\n" if header else "") + report.format_summary(summary))
+    if blocks is not None:
+        print(
+            f"\nextracted into {folder}: {blocks.lines} index lines "
+            f"({folder / extract.INDEX}), {blocks.new_files} new block files"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             _ports(args)
         elif args.command == "decode":
             _decode(args)
-    except (spec.SpecError, capture.CaptureError, ports.ArgumentError) as err:
+    except (
+        spec.SpecError,
+        capture.CaptureError,
+        ports.ArgumentError,
+        extract.ExtractError,
+    ) as err:
         print(f"cfp2p: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -82,6 +82,21 @@ def format_summary(summary: dict) -> str:
         )
     if len(rows) > _SHOWN:
         lines.append(f"  ... {len(rows) - _SHOWN} more (see --json)")
+    rows = summary["carried"]
+    lines += ["", f"peers announced and data blocks (SHA-256) per host: {len(rows)}"]
+    for r in rows[:_SHOWN]:
+        lines.append(f"  {r['host']}")
+        if r["announced"]:
+            shown = ", ".join(r["announced"][:_SHOWN])
+            more = len(r["announced"]) - _SHOWN
+            lines.append(f"    announced  {shown}" + (f" ... {more} more" if more > 0 else ""))
+        for what in ("sent", "received"):
+            for b in r[what][:_SHOWN]:
+                lines.append(f"    {what:<9}  {b['sha256']}  {b['length']} bytes")
+            if len(r[what]) > _SHOWN:
+                lines.append(f"    ... {len(r[what]) - _SHOWN} more blocks {what} (see --json)")
+    if len(rows) > _SHOWN:
+        lines.append(f"  ... {len(rows) - _SHOWN} more (see --json)")
     return "\n".join(lines)
 
 

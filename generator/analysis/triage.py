@@ -17,11 +17,13 @@ The summary counts, per host, the attempts the scan signature counts: a scanning
 UDP datagrams holding a valid message to other hosts' computed UDP ports, or opened TCP
 connections (SYN, once per connection, message or not) to their computed TCP ports; an
 answering listener replied from its computed UDP port with a valid message, or accepted (SYN/ACK)
-on its computed TCP port.
+on its computed TCP port. It also lists, per host, the peers it announced (peer blocks) and the
+distinct data blocks (by SHA-256) it sent or received: what the messages carried.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 from collections import Counter
@@ -69,6 +71,7 @@ class Record:
     length: int  # message bytes (key to noise; without the TCP length prefix)
     listener: str | None  # "dst", "src" or None when neither port is a computed one
     week: int
+    sha256: str | None = None  # of the deciphered data block, when there is one
 
     def to_json(self) -> dict[str, object]:
         msg = self.message
@@ -91,7 +94,20 @@ class Record:
             "length": self.length,
             "noise": len(msg.noise),
             "data_bytes": len(msg.data) if msg.data is not None else None,
+            "peer": peer_text(msg),
+            "data_flags": f"0x{msg.data_flags:02x}" if msg.data_flags is not None else None,
+            "data_len": len(msg.data) if msg.data is not None else None,
+            "sha256": self.sha256,
+            "data_head": msg.data[:HEAD_BYTES].hex() if msg.data is not None else None,
         }
+
+
+HEAD_BYTES = 16  # the data block's first bytes shown: enough to tell a PE header or a text
+
+
+def peer_text(msg: Message) -> str | None:
+    """The peer block as a.b.c.d:port (the alerts' cfp2p_peer), or None without one."""
+    return None if msg.peer_ip is None else f"{msg.peer_ip}:{msg.peer_port}"
 
 
 def iso_time(ts_ns: int) -> str:
@@ -115,6 +131,18 @@ class _Hosts:
         self.messages = 0
 
 
+class _Carried:
+    """Per-host evidence for the summary: peers announced, data blocks sent and received
+    (sha256, length)."""
+
+    __slots__ = ("announced", "sent", "received")
+
+    def __init__(self) -> None:
+        self.announced: set[str] = set()
+        self.sent: set[tuple[str, int]] = set()
+        self.received: set[tuple[str, int]] = set()
+
+
 class Triage:
     """Decode one capture: iterate run(path) for Records, then call summary()."""
 
@@ -127,6 +155,7 @@ class Triage:
         self.scanners: dict[bytes, _Hosts] = {}
         self.listeners: dict[bytes, _Hosts] = {}
         self.transfers: dict[tuple[str, bytes, bytes], list[int]] = {}
+        self.carried: dict[bytes, _Carried] = {}
         self.pairs = 0
         self.file = ""
 
@@ -279,10 +308,16 @@ class Triage:
             self._entry(self.listeners, src).messages += 1
         else:
             self.stats["port_mismatch"] += 1
+        sha256 = None
+        if msg.peer_ip is not None:
+            self._carry(src, "announced", f"{msg.peer_ip}:{msg.peer_port}")
         if msg.data is not None:
             totals = self.transfers.setdefault((proto, src, dst), [0, 0])
             totals[0] += 1
             totals[1] += len(msg.data)
+            sha256 = hashlib.sha256(msg.data).hexdigest()
+            self._carry(src, "sent", (sha256, len(msg.data)))
+            self._carry(dst, "received", (sha256, len(msg.data)))
         return Record(
             ts_ns,
             proto,
@@ -294,7 +329,23 @@ class Triage:
             length,
             side,
             weeks[0],
+            sha256,
         )
+
+    def _carry(self, host: bytes, what: str, item: object) -> None:
+        """Add item to host's announced peers or blocks sent or received; items count against
+        max_summary_pairs with the scanners' and listeners' peers."""
+        entry = self.carried.get(host)
+        if entry is None:
+            entry = self.carried[host] = _Carried()
+        items: set = getattr(entry, what)
+        if item in items:
+            return
+        if self.pairs < self.limits.max_summary_pairs:
+            items.add(item)
+            self.pairs += 1
+        else:
+            self.stats["summary_capped"] += 1
 
     @staticmethod
     def _entry(table: dict[bytes, _Hosts], host: bytes) -> _Hosts:
@@ -342,6 +393,19 @@ class Triage:
             for (proto, src, dst), (n, size) in self.transfers.items()
         ]
         transfers.sort(key=lambda r: (-int(r["bytes"]), r["src"], r["dst"]))
+
+        def blocks(items: set[tuple[str, int]]) -> list[dict[str, object]]:
+            return [{"sha256": sha, "length": n} for sha, n in sorted(items)]
+
+        carried = [
+            {
+                "host": socket.inet_ntoa(ip),
+                "announced": sorted(c.announced),
+                "sent": blocks(c.sent),
+                "received": blocks(c.received),
+            }
+            for ip, c in sorted(self.carried.items())
+        ]
         return {
             "type": "summary",
             "file": self.file,
@@ -374,5 +438,6 @@ class Triage:
             "scanners": hosts(self.scanners, "destinations"),
             "listeners": hosts(self.listeners, "peers"),
             "transfers": transfers,
+            "carried": carried,
             "summary_capped": s["summary_capped"] > 0,
         }
