@@ -336,16 +336,15 @@ class Triage:
         """Add item to host's announced peers or blocks sent or received; items count against
         max_summary_pairs with the scanners' and listeners' peers."""
         entry = self.carried.get(host)
+        if entry is not None and item in getattr(entry, what):
+            return
+        if self.pairs >= self.limits.max_summary_pairs:
+            self.stats["summary_capped"] += 1
+            return
         if entry is None:
             entry = self.carried[host] = _Carried()
-        items: set = getattr(entry, what)
-        if item in items:
-            return
-        if self.pairs < self.limits.max_summary_pairs:
-            items.add(item)
-            self.pairs += 1
-        else:
-            self.stats["summary_capped"] += 1
+        getattr(entry, what).add(item)
+        self.pairs += 1
 
     @staticmethod
     def _entry(table: dict[bytes, _Hosts], host: bytes) -> _Hosts:

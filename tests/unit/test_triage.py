@@ -8,10 +8,16 @@ committed pcaps (read back with scapy's RawPcapReader) by small writers of this 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 import pathlib
 import random
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -28,7 +34,7 @@ from generator import codec, spec
 from generator.analysis import capture, report, triage
 from generator.cli import main
 from generator.codec import DecodeError, Message, decode, encode, encode_tcp
-from generator.traffic import pcaps
+from generator.traffic import pcaps, positive
 
 PCAPS = pathlib.Path(__file__).resolve().parents[2] / "pcaps"
 SCENARIOS = {s.name: s for s in pcaps.SCENARIOS}
@@ -336,7 +342,6 @@ def test_nanosecond_times(tmp_path: pathlib.Path) -> None:
     assert record["time"] == "2026-11-26T12:00:00.123456Z"
 
 
-
 def pb(order: str, iface: int, ticks: int, data: bytes) -> bytes:
     """An obsolete pcapng Packet Block (type 2): u16 interface, u16 drops, then as an EPB."""
     head = struct.pack(
@@ -361,6 +366,7 @@ def test_capture_keeps_nanoseconds_exactly(tmp_path: pathlib.Path, order: str) -
     assert [f.ts_ns for f in capture.read(pcap_path)] == [ts]
     got = list(capture.read(ng_path))
     assert [(f.ts_ns, f.linktype, f.data) for f in got] == [(ts, 1, frame)] * 2
+
 
 # --- hand-built packets ----------------------------------------------------------------------
 
@@ -845,6 +851,298 @@ def test_gzip_message_names_the_fix(capsys, pcap_dir: pathlib.Path, tmp_path) ->
     path = tmp_path / "c.pcap.gz"
     path.write_bytes(gzip.compress((pcap_dir / "udp-probe.pcap").read_bytes()))
     expect_error(capsys, path, "decompress it first")
+
+
+# --- what the messages carry: --json fields, the summary, --extract (issue 19) ------------------
+
+# The scenarios' known content (generator/traffic/positive.py), restated where it is a fact.
+HELLO = b"hello conficker"  # PROTOCOL.md's vector
+PE_HEAD = "4d5a90000300000004000000ffff0000"  # the DOS header every PE file starts with
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def listing(folder: pathlib.Path) -> dict[str, bytes]:
+    """Every file under folder (hidden ones too), by relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def extract_json(capsys, path: pathlib.Path, folder: pathlib.Path) -> tuple[int, list, str]:
+    rc = main(["decode", str(path), "--json", "--extract", str(folder)])
+    out, err = capsys.readouterr()
+    return rc, [json.loads(line) for line in out.splitlines()], err
+
+
+def index_of(folder: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
+
+
+def test_json_fields_of_the_vector(pcap_dir: pathlib.Path) -> None:
+    ((record,), _, _) = decode_file(pcap_dir / "udp-data-vector.pcap")
+    assert record["peer"] == "127.0.0.1:40000"  # u32 0x0100007F
+    assert (record["data_flags"], record["data_len"], record["data_bytes"]) == ("0x01", 15, 15)
+    assert record["sha256"] == sha(HELLO)
+    assert record["data_head"] == HELLO.hex()  # shorter than 16 bytes: all of it
+
+
+def test_json_fields_peer_without_data(pcap_dir: pathlib.Path) -> None:
+    data, control = decode_file(pcap_dir / "udp-peer-data.pcap")[0]
+    assert data["peer"] == "192.0.2.1:38636" and data["data_flags"] == "0x01"
+    assert data["data_len"] == 1200 and data["data_head"] == PE_HEAD
+    assert data["sha256"] == sha(positive.BLOCK_UDP)
+    assert control["peer"] == "198.51.100.77:59288"
+    assert [control[k] for k in ("data_flags", "data_len", "sha256", "data_head")] == [None] * 4
+    # a message without either block
+    ((probe,), _, _) = decode_file(pcap_dir / "udp-probe.pcap")
+    assert probe["peer"] is None and probe["sha256"] is None
+
+
+def test_summary_lists_what_each_host_carried(pcap_dir: pathlib.Path) -> None:
+    _, summary, _ = decode_file(pcap_dir / "tcp-peer-data.pcap")
+    block = {"sha256": sha(positive.BLOCK_TCP), "length": 4000}
+    assert summary["carried"] == [
+        {
+            "host": pcaps.PROBER3,
+            "announced": ["192.0.2.1:17075", "203.0.113.200:43880"],
+            "sent": [block],  # twice, one distinct block
+            "received": [],
+        },
+        {"host": pcaps.LISTENER3, "announced": [], "sent": [], "received": [block]},
+    ]
+    _, summary, _ = decode_file(pcap_dir / "udp-probe.pcap")
+    assert summary["carried"] == []
+
+
+def test_summary_carried_is_capped(pcap_dir: pathlib.Path) -> None:
+    # the SYN's and SYN/ACK's peers take two of the three, the first announced peer the third
+    limits = triage.Limits(max_summary_pairs=3)
+    _, summary, _ = decode_file(pcap_dir / "tcp-peer-data.pcap", limits)
+    (prober,) = summary["carried"]
+    assert prober["announced"] == ["203.0.113.200:43880"] and prober["sent"] == []
+    assert summary["summary_capped"] is True
+
+
+def test_human_summary_and_extract_line(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "blocks"
+    assert main(["decode", str(pcap_dir / "tcp-peer-data.pcap"), "--extract", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "peers announced and data blocks (SHA-256) per host: 2" in out
+    assert "    announced  192.0.2.1:17075, 203.0.113.200:43880" in out
+    assert f"    sent       {sha(positive.BLOCK_TCP)}  4000 bytes" in out
+    assert f"    received   {sha(positive.BLOCK_TCP)}  4000 bytes" in out
+    assert out.rstrip().endswith(
+        f"extracted into {folder}: 2 index lines ({folder / 'index.jsonl'}), 1 new block files"
+    )
+
+
+def test_extract_writes_each_block_once(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    """The same block in two messages: one file, byte for byte, and two index lines."""
+    folder = tmp_path / "new" / "blocks"  # created, parents too
+    rc, objs, err = extract_json(capsys, pcap_dir / "tcp-peer-data.pcap", folder)
+    assert rc == 0 and err == ""
+    *messages, summary = objs
+    name = f"{sha(positive.BLOCK_TCP)}.bin"
+    files = listing(folder)
+    assert set(files) == {name, "index.jsonl"}  # no staging or temporary file left
+    assert files[name] == positive.BLOCK_TCP
+    assert summary["extracted"] == {"dir": str(folder), "index_lines": 2, "new_files": 1}
+    carrying = [m for m in messages if m["sha256"]]
+    assert len(carrying) == 2
+    assert index_of(folder) == [
+        {
+            "time": m["time"],
+            "src": "192.0.2.30:" + m["src"].split(":")[1],
+            "dst": m["dst"],
+            "proto": "tcp",
+            "flags": "0x804d",
+            "data_flags": "0x02",
+            "length": 4000,
+            "sha256": sha(positive.BLOCK_TCP),
+            "port_match": True,
+            "capture": str(pcap_dir / "tcp-peer-data.pcap"),
+        }
+        for m in carrying
+    ]
+    assert carrying[0]["time"] < carrying[1]["time"]
+    assert (folder / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_extract_adds_to_an_existing_folder(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "case-17"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the analyst's own file\n")
+    old_line = '{"earlier": "capture"}\n'
+    (folder / "index.jsonl").write_text(old_line)
+    # a block already present (from an earlier run) is not written again
+    present = folder / f"{sha(positive.BLOCK_UDP)}.bin"
+    present.write_bytes(positive.BLOCK_UDP)
+    before = present.stat().st_mtime_ns
+    for name in ("udp-peer-data", "udp-data-vector", "tcp-peer-data"):
+        rc, objs, _ = extract_json(capsys, pcap_dir / f"{name}.pcap", folder)
+        assert rc == 0
+    assert objs[-1]["extracted"]["new_files"] == 1
+    files = listing(folder)
+    assert files.pop("notes.txt") == b"the analyst's own file\n"
+    assert files.pop("index.jsonl").decode().startswith(old_line)
+    assert files == {
+        f"{sha(positive.BLOCK_UDP)}.bin": positive.BLOCK_UDP,
+        f"{sha(HELLO)}.bin": HELLO,
+        f"{sha(positive.BLOCK_TCP)}.bin": positive.BLOCK_TCP,
+    }
+    assert present.stat().st_mtime_ns == before
+    lines = index_of(folder)
+    assert lines[0] == {"earlier": "capture"}
+    assert [(x["proto"], x["data_flags"], x["length"]) for x in lines[1:]] == [
+        ("udp", "0x01", 1200),
+        ("udp", "0x01", 15),
+        ("tcp", "0x02", 4000),
+        ("tcp", "0x02", 4000),
+    ]
+    assert [x["src"].split(":")[0] for x in lines[1:]] == [
+        pcaps.PROBER,
+        pcaps.PROBER3,
+        *[pcaps.PROBER3] * 2,
+    ]
+    # the same capture again: no new file, two more index lines
+    rc, objs, _ = extract_json(capsys, pcap_dir / "tcp-peer-data.pcap", folder)
+    assert rc == 0 and objs[-1]["extracted"] == {
+        "dir": str(folder),
+        "index_lines": 2,
+        "new_files": 0,
+    }
+    assert len(index_of(folder)) == 1 + 4 + 2 and len(listing(folder)) == 5
+
+
+def test_extract_without_data_blocks(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "empty"
+    rc, objs, _ = extract_json(capsys, pcap_dir / "udp-probe.pcap", folder)
+    assert rc == 0 and objs[-1]["extracted"]["index_lines"] == 0
+    assert folder.is_dir() and listing(folder) == {}
+
+
+def expect_extract_error(capsys, capture: pathlib.Path, folder: pathlib.Path, *phrases: str):
+    for args in (["--json"], []):
+        rc = main(["decode", str(capture), *args, "--extract", str(folder)])
+        out, err = capsys.readouterr()
+        assert rc == 2 and out == ""  # checked before anything is decoded or printed
+        assert err.startswith(f"cfp2p: error: {folder}: cannot extract data blocks there")
+        for phrase in phrases:
+            assert phrase in err
+
+
+def test_extract_into_a_file(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "blocks"
+    folder.write_text("not a folder")
+    expect_extract_error(capsys, pcap_dir / "tcp-peer-data.pcap", folder, "not a directory")
+    assert listing(tmp_path) == {"blocks": b"not a folder"}
+    # a file where a parent should be
+    expect_extract_error(capsys, pcap_dir / "tcp-peer-data.pcap", folder / "sub", "Not a directory")
+    assert listing(tmp_path) == {"blocks": b"not a folder"}
+    # an index that is not a file
+    other = tmp_path / "other"
+    (other / "index.jsonl").mkdir(parents=True)
+    expect_extract_error(capsys, pcap_dir / "tcp-peer-data.pcap", other, "index.jsonl")
+    assert [p.name for p in other.rglob("*")] == ["index.jsonl"]
+
+
+def _as_nobody(argv: list[str]) -> tuple[int, str]:
+    """main(argv) in a child process that runs as nobody (root ignores permission bits)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 99
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            sys.stderr = os.fdopen(write, "w")
+            code = main(argv)
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        err = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err
+
+
+def test_extract_under_an_unwritable_parent(capsys, pcap_dir) -> None:
+    top = pathlib.Path(tempfile.mkdtemp(prefix="cfp2p-ro-"))  # readable by nobody, unlike tmp_path
+    try:
+        top.chmod(0o755)
+        capture_file = top / "c.pcap"
+        capture_file.write_bytes((pcap_dir / "tcp-peer-data.pcap").read_bytes())
+        capture_file.chmod(0o644)
+        parent = top / "ro"
+        parent.mkdir()
+        parent.chmod(0o555)
+        for folder in (parent / "blocks", parent / "blocks" / "deeper"):
+            argv = ["decode", str(capture_file), "--extract", str(folder)]
+            if os.geteuid() == 0:
+                rc, err = _as_nobody(argv)
+            else:
+                rc = main(argv)
+                err = capsys.readouterr().err
+            assert rc == 2, err
+            assert err.startswith(f"cfp2p: error: {folder}: cannot extract data blocks there")
+            assert "Permission denied" in err
+            assert list(parent.iterdir()) == []
+        # the folder exists but cannot be written: nothing is added to it
+        parent.chmod(0o755)
+        (parent / "blocks").mkdir(mode=0o555)
+        (parent / "blocks").chmod(0o555)
+        argv = ["decode", str(capture_file), "--extract", str(parent / "blocks")]
+        rc, err = _as_nobody(argv) if os.geteuid() == 0 else (main(argv), capsys.readouterr().err)
+        assert rc == 2 and "Permission denied" in err and str(parent / "blocks") in err
+        assert list((parent / "blocks").iterdir()) == []
+    finally:
+        for p in (top / "ro" / "blocks", top / "ro"):
+            if p.exists():
+                p.chmod(0o755)
+        shutil.rmtree(top)
+
+
+def test_bad_capture_extracts_nothing(capsys, pcap_dir, tmp_path: pathlib.Path) -> None:
+    """A capture cut after its first data transfer: exit 2, and the folder as it was."""
+    raw = (pcap_dir / "tcp-peer-data.pcap").read_bytes()
+    frames = frames_of(pcap_dir / "tcp-peer-data.pcap")
+    cut = tmp_path / "cut.pcap"
+    # through the first data message's last segment (packet 10), then half a record header
+    end = 24 + sum(16 + len(d) for _, d in frames[:11])
+    cut.write_bytes(raw[: end + 8])
+    new = tmp_path / "new"
+    rc, objs, err = extract_json(capsys, cut, new)
+    assert rc == 2 and "truncated record header" in err
+    assert [o["type"] for o in objs] == ["message", "message"]  # as without --extract
+    assert not new.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "index.jsonl").write_text('{"earlier": "capture"}\n')
+    rc, _, _ = extract_json(capsys, cut, kept)
+    assert rc == 2 and listing(kept) == {"index.jsonl": b'{"earlier": "capture"}\n'}
+    rc, _, _ = extract_json(capsys, tmp_path / "missing.pcap", new)
+    assert rc == 2 and not new.exists()
+
+
+def test_extract_survives_a_closed_pipe(pcap_dir, tmp_path: pathlib.Path) -> None:
+    """`cfp2p decode ... --extract DIR | head -1`: the reader leaves, the extraction completes."""
+    folder = tmp_path / "blocks"
+    cfp2p = pathlib.Path(sys.executable).parent / "cfp2p"
+    command = (
+        f"'{cfp2p}' decode '{pcap_dir / 'tcp-peer-data.pcap'}' --extract '{folder}' | head -c 1"
+    )
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(index_of(folder)) == 2
+    assert (folder / f"{sha(positive.BLOCK_TCP)}.bin").read_bytes() == positive.BLOCK_TCP
 
 
 # --- progress bar ----------------------------------------------------------------------------
