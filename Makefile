@@ -58,10 +58,20 @@ $(VENV)/.installed: pyproject.toml
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
 
+# bench counts instructions under valgrind (callgrind) on the host and in the Suricata 8
+# chroot; cc builds its fixed-seed preload (bench/fixedseed.c). Idempotent.
+.PHONY: valgrind
+valgrind: suricata8
+	@command -v valgrind >/dev/null || apt-get install -y -q valgrind || { apt-get update -q && apt-get install -y -q valgrind; }
+	@command -v cc >/dev/null || apt-get install -y -q gcc libc6-dev || { apt-get update -q && apt-get install -y -q gcc libc6-dev; }
+	@test -x $(SURICATA8_ROOT)/usr/bin/valgrind || { chroot $(SURICATA8_ROOT) apt-get update -q && \
+	  chroot $(SURICATA8_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind && \
+	  chroot $(SURICATA8_ROOT) apt-get clean; }
+
 # What the pack costs Suricata: about 12 min, writes bench/RESULTS.md.
 # BENCH_ARGS=--small: a check in seconds (report in .cache/bench/RESULTS-small.md).
 BENCH_ARGS ?=
 .PHONY: bench
-bench: $(VENV)/.installed engines
+bench: $(VENV)/.installed engines valgrind
 	$(BIN)/ruff check bench
 	CFP2P_SURICATA8_ROOT=$(abspath $(SURICATA8_ROOT)) $(BIN)/python -m bench $(BENCH_ARGS)

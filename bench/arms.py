@@ -264,3 +264,76 @@ def pack_version(pack: Pack | None = None) -> str:
                             "lua"]).returncode
     return f"last commit touching rules/ lua/: {commit}" + (
         "; the working tree differs from it" if dirty else "")
+
+
+# --- the counted arms (bench.count) ------------------------------------------------------------
+
+
+@dataclass
+class Ruleset:
+    """What an engine runs with: files by name, and which of them is the rules file."""
+
+    name: str
+    files: dict[str, str]
+    rules: str
+
+
+SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "pack", "bundled", "bundled+pack")
+SNORT_ARMS = ("none", "bare-lua", "pack")
+BARE_SID = 9399900
+
+
+def bare_lua_rules(pack: Pack, version: Version) -> str:
+    """One rule per direction of each protocol of the decoder rules an engine of this
+    version loads, on their port lists, flow and dsize, calling a script that returns 0:
+    what a Lua call costs the engine on the packets the decoder is offered, without the
+    decoder's work."""
+    out, seen = [], set()
+    for ln in pack.decoder_lines(version):
+        if "dsize:" not in ln:  # the SYN / SYN-ACK rules: no payload
+            continue
+        head = ln.split("(", 1)[0].strip()
+        proto = head.split()[1]
+        if (proto, head) in seen:
+            continue
+        seen.add((proto, head))
+        keep = [m.group(0) for m in re.finditer(r"\b(flow|dsize):[^;]*;", ln)]
+        out.append(f'alert {" ".join(head.split()[1:])} (msg:"cfp2p bench: bare Lua call"; '
+                   f'{" ".join(keep)} lua:{NOOP_NAME}; sid:{BARE_SID + len(out)}; rev:1;)')
+    return "\n".join(out) + "\n"
+
+
+def suricata_ruleset(name: str, pack: Pack, version: Version,
+                     bundled: str | None = None) -> Ruleset:
+    lua = {**pack.lua}
+    decoder = "\n".join(pack.decoder_lines()) + "\n"
+    signatures = "\n".join(ln for ln in pack.rule_lines() if not LUA_KEYWORD.search(ln)) + "\n"
+    if name == "none":
+        return Ruleset(name, {"empty.rules": ""}, "empty.rules")
+    if name == "bare-lua":
+        return Ruleset(name, {"bare.rules": bare_lua_rules(pack, version), NOOP_NAME: NOOP_LUA},
+                       "bare.rules")
+    if name in ("bundled", "bundled+pack") and bundled is None:
+        raise SystemExit(f"arm {name}: the engine's bundled rules were not given")
+    texts = {"decoder": decoder, "signatures": signatures, "pack": pack.rules,
+             "bundled": bundled, "bundled+pack": f"{bundled}{pack.rules}"}
+    if name not in texts:
+        raise SystemExit(f"--arm {name}: not one of {', '.join(SURICATA_ARMS)}")
+    files = {pack.rules_name: texts[name]}
+    if name not in ("signatures", "bundled"):
+        files.update(lua)
+    return Ruleset(name, files, pack.rules_name)
+
+
+def arm_ruleset(engine: str, name: str) -> Ruleset:
+    """A named arm of an engine, from the files as they are on disk now."""
+    from bench.harness import ENGINES
+    from bench.rulemodel import parse_version
+
+    if engine == "snort3":
+        from bench.snort import SnortPack, snort_ruleset
+        return snort_ruleset(name, SnortPack.render())
+    eng = next(e for e in ENGINES if e.name == engine)
+    pack = Pack.load(ROOT / "rules", ROOT / "lua")
+    bundled = bundled_rules(eng).text if name.startswith("bundled") else None
+    return suricata_ruleset(name, pack, parse_version(eng.version()), bundled)

@@ -143,3 +143,13 @@ class SnortBench:
             lua_problems(log),
             (_stat(log, "total rules loaded"), 0, 0),
         )
+
+
+def snort_ruleset(name: str, pack: SnortPack):  # noqa: ANN201 - bench.arms.Ruleset
+    """A counted arm of Snort 3 (bench.count)."""
+    from bench.arms import SNORT_ARMS, Ruleset
+
+    if name not in ("none", "pack"):
+        raise SystemExit(f"--arm {name}: Snort 3 has {', '.join(SNORT_ARMS)}")
+    files, rules = pack.arm_files()[name]
+    return Ruleset(name, files, rules)
