@@ -1,10 +1,8 @@
-"""`make bench`: what the Conficker P2P pack costs Suricata (and Snort 3, bench.snort).
+"""`make bench`: what the Conficker P2P pack costs Suricata 7, Suricata 8 and Snort 3.
 
-bench.inputs writes deterministic, cached pcaps (a realistic traffic mix, an adversarial
-UDP flood, many short TCP sessions on high ports); bench.cli runs every available engine
-on each of them without rules and with the pack, alternating the arms (bench.arms,
-bench.runner, bench.stats), counts the pack's Lua outside Suricata (bench.luacount,
-bench.worstcase), checks the budgets (bench.budgets) and writes bench/RESULTS.md
-(bench.report; bench.replay saves a run to render it again). Run it as `python -m bench`
-(see `python -m bench --help`).
+The measure is a count of instructions on each engine's packet path (bench.count) under
+callgrind, per arm (bench.arms) on a slice of each cached input (bench.inputs); beside it,
+CPU time and peak RSS of whole runs (bench.timing) and the costliest single Lua call
+(bench.worstcase). bench.budgets checks the budgets, bench.report writes bench/RESULTS.md,
+bench.cli runs it all (`python -m bench --help`).
 """

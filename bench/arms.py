@@ -1,26 +1,23 @@
-"""The arms: what Suricata runs with, each a rules folder staged next to the engine.
+"""The arms: what each engine runs with, made from a snapshot of the pack taken at start
+(the files as they are on disk then; others may change them while a run goes on).
 
-  none          an empty rules file: the baseline
-  none-b        the same empty rules file again, in its own folder: the A/A arm; how far
-                none-b/none strays from 1 is the noise floor
-  pack          the pack's rules and Lua script(s), copied once at start (a snapshot: Pack)
-  bundled       the engine's bundled rules (/etc/suricata/rules/*.rules of the engine's own
-                root) in one file, less the rules the default suricata.yaml cannot load
-                (app-layer protocols whose detection is off by default), as suricata-update
-                leaves them out
+Suricata (the pack's rules file and scripts; the rules file's `requires:` picks each
+engine's decoder rules):
+  none          an empty rules file
+  bare-lua      one rule per direction of each protocol of the decoder rules, on their port
+                lists, flow and dsize, whose script's match returns 0: what calling a script
+                costs on the packets the decoder is offered, without the script's work
+  decoder       the decoder rules alone (the rules with `lua:`)
+  signatures    the signature rules alone (the rest)
+  pack          the whole pack
+  bundled       the engine's bundled rules (its root's /etc/suricata/rules/*.rules) in one
+                file, less those the default suricata.yaml cannot load (app-layer protocols
+                whose detection is off by default), as suricata-update leaves them out
   bundled+pack  the bundled rules and the pack in one file: what a drop-in user runs
-  count         untimed: the decoder rules only, turned into alerts whose script runs the
-                decoder and then returns 1, thresholded to one alert per rule; matches =
-                detect.alert + detect.alerts_suppressed = decoder invocations
-  detect-on     profile: one rule for UDP port 9 (detection on, nothing to inspect)
-  signatures    profile: the pack without its decoder rules
-  rules-only    profile: the pack with each decoder rule's `lua:` replaced by a never-set
-                flowbit (the rules' header/flow/dsize/flowint work without any Lua)
-  lua-noop      profile: the decoder rules call a script that asks for no buffer and
-                returns 0 (Suricata's own cost of a Lua call)
-
-Also which arms run on which input (MAIN_ARMS, BUNDLED_ARMS, PROFILE_ARMS), the decoder
-invocations an input implies for the pack's rules, and which commit the snapshot is.
+Snort 3 (the pack's snort3/ files, rendered from the spec):
+  none          the pack's snort.lua and option scripts, an empty rules file
+  bare-lua      the pack's rules, each option script one whose eval returns false at once
+  pack          the pack's files as rendered
 """
 
 from __future__ import annotations
@@ -33,21 +30,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import inputs
-from bench.harness import ROOT, Engine
-from bench.rulemodel import LUA_KEYWORD, admits, rule_lines, selectors, sid_of
+from bench.harness import ENGINES, ROOT, Engine
+from generator import spec as spec_mod
+from generator.targets.snort3 import render_snort3
 
 Version = tuple[int, int, int]
-
-MAIN_ARMS = ["none", "none-b", "pack"]
-BUNDLED_ARMS = ["bundled", "bundled+pack"]
-BUNDLED_INPUTS = {"mix"}  # where bundled and bundled+pack run
-PROFILE_ARMS = ["none", "detect-on", "signatures", "rules-only", "lua-noop", "pack"]
-PROFILE_SKIP = {"mix"}  # profiled elsewhere: every input but these
-
-NOOP_LUA = """\
--- Benchmark arm: a decoder rule's Lua call with nothing in it. Like the pack's
--- script it asks for no buffer, so Suricata calls it on the same packets.
+LUA_KEYWORD = re.compile(r"\blua:\s*([^;]+);")
+REQUIRES = re.compile(r"\brequires:\s*([^;]+);")
+SID = re.compile(r"\bsid:\s*(\d+)\s*;")
+SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "pack", "bundled", "bundled+pack")
+SNORT_ARMS = ("none", "bare-lua", "pack")
+BARE_SID = 9399900
+BARE_LUA_NAME = "cfp2p-bench-bare.lua"
+BARE_LUA = """\
+-- Benchmark arm: a Lua rule whose script does nothing and never matches.
 function init(args)
   return {}
 end
@@ -56,17 +52,57 @@ function match(args)
   return 0
 end
 """
-NOOP_NAME = "cfp2p-bench-noop.lua"
-# One rule for a port nothing uses: detection is switched on, nothing is inspected.
-DETECT_ON_RULE = ('alert udp any any -> any 9 (msg:"cfp2p bench: detection on"; '
-                  'content:"cfp2p-bench-never"; sid:9399999; rev:1;)\n')
+SNORT_EMPTY = "empty.snort"
+SNORT_PLUGIN = re.compile(r'^plugin = \{ type = "ips_option", name = "(\w+)"', re.M)
+SNORT_BARE = """\
+-- Benchmark arm: the option {0} with nothing in it (what Snort's call costs).
+plugin = {{ type = "ips_option", name = "{0}", version = 1 }}
+function init() return true end
+function eval() return false end
+"""
 
 
 @dataclass
-class Arm:
+class Ruleset:
+    """What an engine runs with: files by name, and which of them is the rules file."""
+
     name: str
-    files: dict[str, bytes]
-    rules: str  # name of the rules file among files
+    files: dict[str, str]
+    rules: str
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    parts = [int(x) for x in re.findall(r"\d+", text)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+def admits(line: str, version: tuple[int, int, int] | None) -> bool:
+    """Whether an engine of this version loads the rule: its `requires: version ...`
+    conditions (e.g. `requires: version >= 7 < 8;`) all hold. None admits every rule.
+    Other requirements (features) are taken as met."""
+    m = REQUIRES.search(line)
+    if m is None or version is None:
+        return True
+    for part in m.group(1).split(","):
+        part = part.strip()
+        if not part.startswith("version"):
+            continue
+        for op, v in re.findall(r"(>=|<=|>|<|=)\s*([\d.]+)", part):
+            want = parse_version(v)
+            ok = {">=": version >= want, "<=": version <= want, ">": version > want,
+                  "<": version < want, "=": version == want}[op]
+            if not ok:
+                return False
+    return True
+
+
+def rule_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def sid_of(line: str) -> int | None:
+    m = SID.search(line)
+    return int(m.group(1)) if m else None
 
 
 @dataclass
@@ -98,95 +134,101 @@ class Pack:
     def decoder_lines(self, version: Version | None = None) -> list[str]:
         return [ln for ln in self.rule_lines(version) if LUA_KEYWORD.search(ln)]
 
-    def skipped(self, version: Version) -> int:
-        """Rules an engine of this version skips (their `requires:` does not admit it)."""
-        return len(self.rule_lines()) - len(self.rule_lines(version))
-
-    def scripts(self, version: Version | None = None) -> dict[str, str]:
-        """The scripts the decoder rules an engine loads name."""
-        names = {LUA_KEYWORD.search(ln).group(1).strip() for ln in self.decoder_lines(version)}
-        return {n: self.lua[n] for n in sorted(names)}
-
     def digest(self) -> str:
         h = hashlib.sha256(self.rules.encode())
         for name, text in sorted(self.lua.items()):
             h.update(name.encode() + text.encode())
         return h.hexdigest()[:12]
 
-    def _with_rules(self, name: str, rules: str, lua: dict[str, str] | None = None) -> Arm:
-        files = {self.rules_name: rules.encode()}
-        files.update({k: v.encode() for k, v in (self.lua if lua is None else lua).items()})
-        return Arm(name, files, self.rules_name)
 
-    def _map_decoders(self, fn) -> str:  # noqa: ANN001 - str -> str
-        return "\n".join(fn(ln) if LUA_KEYWORD.search(ln) else ln
-                         for ln in self.rules.splitlines()) + "\n"
-
-    def arms(self, bundled: str | None = None) -> dict[str, Arm]:
-        """The arms; with the engine's bundled rules (one text), also bundled and
-        bundled+pack."""
-        count_lua = {}
-        for name, text in self.lua.items():  # every script a `lua:` keyword names
-            if len(re.findall(r"^function match\(args\)", text, re.M)) != 1:
-                raise SystemExit(f"{name}: no single `function match(args)` to instrument")
-            count_lua[name] = (
-                re.sub(r"^function match\(args\)", "local function cfp2p_bench_match(args)",
-                       text, flags=re.M)
-                + "\nfunction match(args)\n  cfp2p_bench_match(args)\n  return 1\nend\n")
-
-        def counting(line: str) -> str:
-            line = re.sub(r"^(pass|drop|reject|alert)\s", "alert ", line)
-            line = re.sub(r"\s*\bnoalert;", "", line)
-            line = re.sub(r"\s*\bthreshold:[^;]*;", "", line)
-            return re.sub(r"\bsid:", "threshold:type limit, track by_rule, count 1, "
-                          "seconds 86400; sid:", line, count=1)
-
-        # every decoder rule, `requires:` kept: each engine counts the ones it loads
-        count_rules = "\n".join(counting(ln) for ln in self.decoder_lines()) + "\n"
-        signatures = "\n".join(ln for ln in self.rules.splitlines()
-                               if not LUA_KEYWORD.search(ln)) + "\n"
-        empty = {"empty.rules": b""}
-        arms = {
-            "none": Arm("none", dict(empty), "empty.rules"),
-            "none-b": Arm("none-b", dict(empty), "empty.rules"),
-            "detect-on": Arm("detect-on", {"detect-on.rules": DETECT_ON_RULE.encode()},
-                             "detect-on.rules"),
-            "signatures": self._with_rules("signatures", signatures, {}),
-            "pack": self._with_rules("pack", self.rules),
-            "count": self._with_rules("count", count_rules, count_lua),
-            "rules-only": self._with_rules("rules-only", self._map_decoders(
-                lambda ln: LUA_KEYWORD.sub("flowbits:isset,cfp2p.bench.never;", ln)), {}),
-            "lua-noop": self._with_rules("lua-noop", self._map_decoders(
-                lambda ln: LUA_KEYWORD.sub(f"lua:{NOOP_NAME};", ln)), {NOOP_NAME: NOOP_LUA}),
-        }
-        if bundled is not None:
-            arms["bundled"] = Arm("bundled", {"bundled.rules": bundled.encode()}, "bundled.rules")
-            arms["bundled+pack"] = self._with_rules("bundled+pack", bundled + self.rules)
-        return arms
+def bare_lua_rules(pack: Pack, version: Version) -> str:
+    """The bare-lua arm's rules: one per distinct header of the payload decoder rules (those
+    with dsize) an engine of this version loads, keeping their flow and dsize."""
+    out, seen = [], set()
+    for ln in pack.decoder_lines(version):
+        head = ln.split("(", 1)[0].split()[1:]
+        if "dsize:" not in ln or tuple(head) in seen:
+            continue
+        seen.add(tuple(head))
+        keep = " ".join(m.group(0) for m in re.finditer(r"\b(flow|dsize):[^;]*;", ln))
+        out.append(f'alert {" ".join(head)} (msg:"cfp2p bench: bare Lua call"; {keep} '
+                   f"lua:{BARE_LUA_NAME}; sid:{BARE_SID + len(out)}; rev:1;)")
+    return "\n".join(out) + "\n"
 
 
-STATE_TEST = re.compile(r"\b(flowint:\s*[\w.]+\s*,\s*(isset|notset|isnotset|==|!=|<=|>=|<|>)"
-                        r"|flowbits:\s*(isset|isnotset)|xbits:)")
+def suricata_ruleset(name: str, pack: Pack, version: Version,
+                     bundled: str | None = None) -> Ruleset:
+    if name == "none":
+        return Ruleset(name, {"empty.rules": ""}, "empty.rules")
+    if name == "bare-lua":
+        return Ruleset(name, {"bare.rules": bare_lua_rules(pack, version),
+                              BARE_LUA_NAME: BARE_LUA}, "bare.rules")
+    if name.startswith("bundled") and bundled is None:
+        raise SystemExit(f"arm {name}: the engine's bundled rules were not given")
+    decoder = "\n".join(pack.decoder_lines()) + "\n"
+    signatures = "\n".join(ln for ln in pack.rule_lines() if not LUA_KEYWORD.search(ln))
+    texts = {"decoder": decoder, "signatures": signatures + "\n", "pack": pack.rules,
+             "bundled": bundled, "bundled+pack": f"{bundled}{pack.rules}"}
+    if name not in texts:
+        raise SystemExit(f"--arm {name}: Suricata has {', '.join(SURICATA_ARMS)}")
+    files = {pack.rules_name: texts[name]}
+    if name not in ("signatures", "bundled"):
+        files.update(pack.lua)
+    return Ruleset(name, files, pack.rules_name)
 
 
-def stateful(pack: Pack, version: Version | None = None) -> bool:
-    """True when a decoder rule also tests per-flow state (flowints, flowbits) that the
-    script sets: the input then gives only an upper bound of the invocations."""
-    return any(STATE_TEST.search(ln) for ln in pack.decoder_lines(version))
+@dataclass
+class SnortPack:
+    """A snapshot of the pack's snort3/ files (by name), which of them are the rules and
+    the option script."""
+
+    files: dict[str, str]
+    rules_name: str
+    script: str
+
+    @classmethod
+    def render(cls) -> SnortPack:
+        spec = spec_mod.load()
+        files = render_snort3(spec, spec.options())  # revs from the Snort rev lock
+        return cls(
+            {Path(k).name: v for k, v in files.items()},
+            spec.snort3.rules_file,
+            spec.snort3.lua_script,
+        )
+
+    def rules(self) -> int:
+        return len(rule_lines(self.files[self.rules_name]))
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name, text in sorted(self.files.items()):
+            h.update(name.encode() + text.encode())
+        return h.hexdigest()[:12]
 
 
-def predict_invocations(pack: Pack, info: inputs.InputInfo,
-                        version: Version | None = None) -> int | None:
-    """Decoder invocations the input implies: for each decoder rule an engine of this
-    version loads (all with None), the packets of the roles its protocol, flow direction
-    and flags select whose server port its header admits. None when a rule uses something
-    not modelled here (bench.rulemodel)."""
-    sels = selectors(pack.decoder_lines(version))
-    if sels is None:
-        return None
-    return sum(n for sel in sels for role in sel.roles
-               for port, n in info.roles.get(role, {}).items()
-               if sel.server is None or port in sel.server)
+def snort_ruleset(name: str, pack: SnortPack) -> Ruleset:
+    if name == "bare-lua":  # the pack's rules; each option script's eval returns at once
+        files = dict(pack.files)
+        for script in [n for n, t in files.items() if SNORT_PLUGIN.search(t)]:
+            files[script] = SNORT_BARE.format(SNORT_PLUGIN.search(files[script]).group(1))
+        return Ruleset(name, files, pack.rules_name)
+    if name == "none":
+        files = {k: v for k, v in pack.files.items() if k != pack.rules_name}
+        return Ruleset(name, {**files, SNORT_EMPTY: ""}, SNORT_EMPTY)
+    if name != "pack":
+        raise SystemExit(f"--arm {name}: Snort 3 has {', '.join(SNORT_ARMS)}")
+    return Ruleset(name, dict(pack.files), pack.rules_name)
+
+
+
+def arm_ruleset(engine: str, name: str) -> Ruleset:
+    """A named arm of an engine, from the files as they are on disk now."""
+    if engine == "snort3":
+        return snort_ruleset(name, SnortPack.render())
+    eng = next(e for e in ENGINES if e.name == engine)
+    pack = Pack.load(ROOT / "rules", ROOT / "lua")
+    bundled = bundled_rules(eng).text if name.startswith("bundled") else None
+    return suricata_ruleset(name, pack, parse_version(eng.version()), bundled)
 
 
 # --- the engine's bundled rules ----------------------------------------------------------------
@@ -239,7 +281,6 @@ def _test_rules(eng: Engine, text: str) -> tuple[int, str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-
 def pack_version(pack: Pack | None = None) -> str:
     """Which commit the snapshot is: the latest of the last 40 commits touching rules/ and
     lua/ whose files give the snapshot's digest (the pack may change while a run goes on)."""
@@ -264,76 +305,3 @@ def pack_version(pack: Pack | None = None) -> str:
                             "lua"]).returncode
     return f"last commit touching rules/ lua/: {commit}" + (
         "; the working tree differs from it" if dirty else "")
-
-
-# --- the counted arms (bench.count) ------------------------------------------------------------
-
-
-@dataclass
-class Ruleset:
-    """What an engine runs with: files by name, and which of them is the rules file."""
-
-    name: str
-    files: dict[str, str]
-    rules: str
-
-
-SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "pack", "bundled", "bundled+pack")
-SNORT_ARMS = ("none", "bare-lua", "pack")
-BARE_SID = 9399900
-
-
-def bare_lua_rules(pack: Pack, version: Version) -> str:
-    """One rule per direction of each protocol of the decoder rules an engine of this
-    version loads, on their port lists, flow and dsize, calling a script that returns 0:
-    what a Lua call costs the engine on the packets the decoder is offered, without the
-    decoder's work."""
-    out, seen = [], set()
-    for ln in pack.decoder_lines(version):
-        if "dsize:" not in ln:  # the SYN / SYN-ACK rules: no payload
-            continue
-        head = ln.split("(", 1)[0].strip()
-        proto = head.split()[1]
-        if (proto, head) in seen:
-            continue
-        seen.add((proto, head))
-        keep = [m.group(0) for m in re.finditer(r"\b(flow|dsize):[^;]*;", ln)]
-        out.append(f'alert {" ".join(head.split()[1:])} (msg:"cfp2p bench: bare Lua call"; '
-                   f'{" ".join(keep)} lua:{NOOP_NAME}; sid:{BARE_SID + len(out)}; rev:1;)')
-    return "\n".join(out) + "\n"
-
-
-def suricata_ruleset(name: str, pack: Pack, version: Version,
-                     bundled: str | None = None) -> Ruleset:
-    lua = {**pack.lua}
-    decoder = "\n".join(pack.decoder_lines()) + "\n"
-    signatures = "\n".join(ln for ln in pack.rule_lines() if not LUA_KEYWORD.search(ln)) + "\n"
-    if name == "none":
-        return Ruleset(name, {"empty.rules": ""}, "empty.rules")
-    if name == "bare-lua":
-        return Ruleset(name, {"bare.rules": bare_lua_rules(pack, version), NOOP_NAME: NOOP_LUA},
-                       "bare.rules")
-    if name in ("bundled", "bundled+pack") and bundled is None:
-        raise SystemExit(f"arm {name}: the engine's bundled rules were not given")
-    texts = {"decoder": decoder, "signatures": signatures, "pack": pack.rules,
-             "bundled": bundled, "bundled+pack": f"{bundled}{pack.rules}"}
-    if name not in texts:
-        raise SystemExit(f"--arm {name}: not one of {', '.join(SURICATA_ARMS)}")
-    files = {pack.rules_name: texts[name]}
-    if name not in ("signatures", "bundled"):
-        files.update(lua)
-    return Ruleset(name, files, pack.rules_name)
-
-
-def arm_ruleset(engine: str, name: str) -> Ruleset:
-    """A named arm of an engine, from the files as they are on disk now."""
-    from bench.harness import ENGINES
-    from bench.rulemodel import parse_version
-
-    if engine == "snort3":
-        from bench.snort import SnortPack, snort_ruleset
-        return snort_ruleset(name, SnortPack.render())
-    eng = next(e for e in ENGINES if e.name == engine)
-    pack = Pack.load(ROOT / "rules", ROOT / "lua")
-    bundled = bundled_rules(eng).text if name.startswith("bundled") else None
-    return suricata_ruleset(name, pack, parse_version(eng.version()), bundled)

@@ -1,209 +1,176 @@
-"""`make bench` (`python -m bench`): run Suricata on the benchmark inputs without rules, with
-the pack, with the engine's bundled rules and with both, and Snort 3 without rules and with
-the pack's snort3/ files; count what the pack's Lua does; write RESULTS.md.
+"""`make bench` (`python -m bench`): what the pack costs Suricata 7, Suricata 8 and Snort 3.
 
-Modules: bench.inputs writes the cached inputs; bench.arms stages the arms (bench.harness:
-the engine harness of tests/engine); bench.runner runs Suricata and samples CPU and RSS
-into bench.stats's cells (bench.snort: the Snort 3 arms, the same way); bench.luacount and
-bench.worstcase count the Lua outside Suricata; bench.budgets and bench.report give the
-budgets and RESULTS.md; bench.replay saves a run for --replay.
+1. Counts (bench.count): every arm of every engine on a slice of each input, under
+   callgrind; `pack` counted twice for the run-to-run spread.
+2. CPU time and peak RSS (bench.timing): none, none-b (A/A) and pack on each whole input,
+   bundled and bundled+pack on the mix.
+3. The worst single Lua call (bench.worstcase).
+4. Budgets (bench.budgets) checked on those, RESULTS.md written (bench.report). An unmet
+   budget is reported, not an error.
+
+Modules: bench.inputs writes and caches the inputs; bench.arms makes the arms from a
+snapshot of the pack; bench.harness is the engine harness of tests/engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import platform
+import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import inputs, snort
+from bench import count, inputs, timing, worstcase
 from bench.arms import (
-    BUNDLED_ARMS,
-    BUNDLED_INPUTS,
-    MAIN_ARMS,
-    PROFILE_ARMS,
-    PROFILE_SKIP,
+    SNORT_ARMS,
+    SURICATA_ARMS,
     Pack,
+    Ruleset,
+    SnortPack,
     bundled_rules,
-    predict_invocations,
+    pack_version,
+    parse_version,
+    snort_ruleset,
+    suricata_ruleset,
 )
-from bench.harness import ENGINES, ROOT
-from bench.inputs import PROFILE_INPUTS
-from bench.replay import load_run, save_run
-from bench.report import Report
-from bench.runner import Bench, count_invocations, lua_counter, measure_plan, worst_calls
+from bench.harness import ENGINES, ROOT, SNORT3, snort_version
+from bench.report import Results
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
+BUNDLED_INPUTS = ("mix",)
+
+
+def machine() -> str:
+    model = next((ln.split(":", 1)[1].strip() for ln in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "unknown CPU")
+    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
+
+
+def rulesets(engine: str, pack: Pack, snort_pack: SnortPack | None, log) -> dict[str, Ruleset]:  # noqa: ANN001
+    """Every arm of an engine, from the snapshots taken at start."""
+    if engine == "snort3":
+        return {a: snort_ruleset(a, snort_pack) for a in SNORT_ARMS}
+    eng = next(e for e in ENGINES if e.name == engine)
+    bundled = bundled_rules(eng)
+    log(f"{engine}: {bundled.rules} bundled rules from {bundled.files} files "
+        f"(left out: {dict(bundled.left_out)})")
+    version = parse_version(eng.version())
+    return {a: suricata_ruleset(a, pack, version, bundled.text) for a in SURICATA_ARMS}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=1.0,
-                    help="input size relative to the full benchmark (default 1)")
     ap.add_argument("--small", action="store_true",
-                    help="a quick check: --scale 0.005 --runs 1 --no-profile --sample 500")
-    ap.add_argument("--runs", type=int, default=5,
-                    help="runs of the none, none-b and pack arms (default 5)")
-    ap.add_argument("--mix-runs", type=int, default=5,
-                    help="runs of the none, none-b, pack, bundled and bundled+pack arms on the "
-                    "mix (default 5)")
-    ap.add_argument("--profile-runs", type=int, default=3,
-                    help="runs of each profile arm (default 3)")
-    ap.add_argument("--sample", type=int, default=20_000,
-                    help="candidate packets per input run through the Lua counting (default "
-                    "20,000)")
-    ap.add_argument("--engine", action="append", default=[],
-                    help="only this engine (suricata7, suricata8, snort3); repeatable")
-    ap.add_argument("--no-profile", action="store_true",
-                    help="no profile arms, no profile inputs")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="report path (default bench/RESULTS.md; with --small "
-                    ".cache/bench/RESULTS-small.md)")
-    ap.add_argument("--cache", type=Path, default=inputs.CACHE, help="input cache folder")
-    ap.add_argument("--rules-dir", type=Path, default=ROOT / "rules")
-    ap.add_argument("--lua-dir", type=Path, default=ROOT / "lua")
-    ap.add_argument("--replay", type=Path, default=None,
-                    help="render the report again from a run saved as JSON (every run saves "
-                    "one beside the report's inputs: CACHE/last-run.json, with --small "
-                    "CACHE/last-run-small.json) instead of running")
+                    help="a check in about a minute: counts of none and pack on 200 packets "
+                    "of the flood, one timed round on 0.5%% inputs, a coarse worst-case search")
+    ap.add_argument("--engine", action="append", choices=count.ENGINE_NAMES, default=[],
+                    help="only this engine; repeatable")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per arm (default 3)")
+    ap.add_argument("--jobs", type=int, default=2, help="counts run at once (default 2)")
+    ap.add_argument("--out", type=Path, help="default bench/RESULTS.md; with --small "
+                    ".cache/bench/RESULTS-small.md")
     args = ap.parse_args(argv)
-    search_points = 24
+    started, t0 = dt.datetime.now(dt.UTC), time.monotonic()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is missing: run `make valgrind`")
+    scale, packets, points = 1.0, dict(count.PACKETS), 24
     if args.small:
-        args.scale, args.runs, args.profile_runs, args.no_profile = 0.005, 1, 1, True
-        args.mix_runs, args.sample, search_points = 1, 500, 4
-    if args.out is None:
-        args.out = args.cache / "RESULTS-small.md" if args.small else RESULTS
-    profile = not args.no_profile
-    if args.replay is not None:
-        report = load_run(args.replay)
-        return _finish(report, args.out)
+        scale, packets, points, args.rounds = 0.005, {"flood": 200}, 4, 1
+    out = args.out or (inputs.CACHE / "RESULTS-small.md" if args.small else RESULTS)
 
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    t_start = time.monotonic()
-    started = dt.datetime.now(dt.UTC)
-    engines = [e for e in ENGINES if (not args.engine or e.name in args.engine) and e.available()]
-    for e in ENGINES:
+    available = {"suricata7": any(e.name == "suricata7" and e.available() for e in ENGINES),
+                 "suricata8": any(e.name == "suricata8" and e.available() for e in ENGINES),
+                 "snort3": SNORT3.exists()}
+    engines = [e for e in count.ENGINE_NAMES if available[e]
+               and (not args.engine or e in args.engine)]
+    for e in count.ENGINE_NAMES:
         if e not in engines:
-            log(f"{e.name}: skipped ({'not installed' if not e.available() else 'not selected'})")
-    snort_on = snort.available() and (not args.engine or snort.NAME in args.engine)
-    if not snort_on:
-        why = f"not installed at {snort.SNORT3}" if not snort.available() else "not selected"
-        log(f"{snort.NAME}: skipped ({why})")
-    if not engines and not snort_on:
+            log(f"{e}: skipped ({'not selected' if available[e] else 'not installed'})")
+    if not engines:
         log("no engine to run")
         return 1
-    pack = Pack.load(args.rules_dir, args.lua_dir)
-    log(f"pack snapshot {pack.digest()}: {len(pack.rule_lines())} rules, "
-        f"{len(pack.decoder_lines())} decoder rules")
+    pack = Pack.load(ROOT / "rules", ROOT / "lua")
+    snort_pack = SnortPack.render() if "snort3" in engines else None
+    infos = {s.name: inputs.ensure(s, scale) for s in inputs.INPUTS}
+    versions = {e: (snort_version(SNORT3) if e == "snort3" else
+                    next(x for x in ENGINES if x.name == e).version()) for e in engines}
+    res = Results(
+        f"{started:%Y-%m-%d %H:%M}", machine(),
+        f"snapshot {pack.digest()} ({pack_version(pack)})"
+        + (f", Snort 3 files {snort_pack.digest()}" if snort_pack else ""),
+        versions, packets,
+        {k: f"{i.title}, {i.packets:,} packets" for k, i in infos.items()},
+        command="make bench" + (" BENCH_ARGS=--small" if args.small else ""))
+    arms = {e: rulesets(e, pack, snort_pack, log) for e in engines}
 
-    specs = inputs.INPUTS + (PROFILE_INPUTS if profile else [])
-    infos = {}
-    for spec in specs:
-        t0 = time.monotonic()
-        infos[spec.name] = info = inputs.ensure(spec, args.scale, args.cache)
-        log(f"input {spec.name}: {info.packets:,} packets, {info.bytes / 1e6:.0f} MB "
-            f"({time.monotonic() - t0:.1f} s)")
-    report = Report(started, args.scale, args.runs, pack, infos, mix_runs=args.mix_runs,
-                    profile_runs=args.profile_runs if profile else 0, sample=args.sample)
-    main_inputs = {s.name for s in inputs.INPUTS}
+    # 1. counts
+    jobs = []
+    for e in engines:
+        for inp, n in packets.items():
+            for a in (("none", "pack") if args.small else arms[e]):
+                if a.startswith("bundled") and inp not in BUNDLED_INPUTS:
+                    continue
+                jobs += [(e, inp, a, n)] * (2 if a == "pack" and not args.small else 1)
+    slices = {inp: count.input_slice(Path(infos[inp].path), n) for inp, n in packets.items()}
 
-    for eng in engines:
-        report.versions[eng.name] = eng.version()
-        version = report.version(eng)
-        bundled = report.bundled[eng.name] = bundled_rules(eng)
-        log(f"{eng.name}: {bundled.rules} bundled rules (left out: {dict(bundled.left_out)})")
-        counts_for = lua_counter(pack, version, eng.major)
-        bench = Bench(eng, pack.arms(bundled.text))
-        problems: list[str] = []
+    def one(job: tuple[str, str, str, int]) -> None:
+        e, inp, a, n = job
         try:
-            for name, info in infos.items():
-                log(f"{eng.name} on {name}:")
-                main_runs = args.mix_runs if name == "mix" else args.runs
-                plan = dict.fromkeys(MAIN_ARMS, main_runs)
-                if name in BUNDLED_INPUTS:
-                    plan.update(dict.fromkeys(BUNDLED_ARMS, main_runs))
-                profiled = profile and name not in PROFILE_SKIP
-                if profiled:
-                    for a in PROFILE_ARMS:
-                        plan[a] = max(plan.get(a, 0), args.profile_runs)
-                cell = measure_plan(bench, Path(info.path), plan, log)
-                cell.invocations, count_problems = count_invocations(bench, Path(info.path))
-                cell.predicted = predict_invocations(pack, info, version)
-                t0 = time.monotonic()
-                cell.counts = counts_for(Path(info.path), args.sample)
-                log(f"    Lua counts ({time.monotonic() - t0:.1f} s): "
-                    f"{cell.counts.per_call('instructions') or 0:.0f} instructions per call")
-                problems += count_problems
-                for arm in ("pack", "bundled+pack"):
-                    for s in cell.samples.get(arm, []):
-                        problems += [f"{name}: {p}" for p in s.lua_problems]
-                        report.rules.setdefault(eng.name, {})[arm] = s.rules
-                if name in main_inputs:
-                    report.cells[(eng.name, name)] = cell
-                if profiled:
-                    report.profile[(eng.name, name)] = cell
-                r = cell.compare("cpu")
-                log(f"    cpu pack/none fastest {r.fastest:.3f} median {r.median:.3f}, "
-                    f"A/A noise ±{cell.noise():.1%}, invocations {cell.invocations:,} "
-                    f"(input predicts {cell.predicted})")
+            c = count.count(e, arms[e][a], slices[inp], n, inp)
+        except count.CountError as err:
+            res.problems.append(f"{e} {inp} {a}: {str(err)[:300]}")
+            log(f"  count {e} {inp} {a}: FAILED {str(err)[:300]}")
+            return
+        res.counts.setdefault((e, inp, a), []).append(c.ir)
+        res.count_seconds[(e, inp, a)] = c.seconds
+        res.rules[(e, a)] = c.rules_loaded
+        log(f"  count {e} {inp} {a}: {c.ir:,} Ir ({c.seconds:.0f} s)")
+
+    log(f"{len(jobs)} counts, {args.jobs} at a time")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(one, jobs))
+    order = {(e, i, a): k for k, (e, i, a, _) in enumerate(jobs)}
+    res.counts = dict(sorted(res.counts.items(), key=lambda kv: order[kv[0]]))
+
+    # 2. CPU time and peak RSS
+    for e in engines:
+        stage = timing.Stage(e, {**arms[e], "none-b": arms[e]["none"]})
+        try:
+            for inp, info in infos.items():
+                main = ["none", "none-b", "pack"]
+                if e != "snort3" and inp in BUNDLED_INPUTS:
+                    main += ["bundled", "bundled+pack"]
+                try:
+                    res.runs[(e, inp)] = timing.measure(stage, Path(info.path), main,
+                                                        args.rounds, log)
+                except RuntimeError as err:
+                    res.problems.append(f"{e} {inp} timed run: {str(err)[:300]}")
         finally:
-            bench.close()
-        report.problems[eng.name] = sorted(set(problems))
-        t0 = time.monotonic()
-        report.worst[eng.name] = worst_calls(pack, version, eng.major, search_points)
-        log(f"{eng.name}: worst cases ({time.monotonic() - t0:.1f} s): "
-            + ", ".join(f"{w.case} {w.instructions:,}" for w in report.worst[eng.name]))
+            stage.close()
 
-    if snort_on:
-        _run_snort(report, infos, args, log)
-    report.seconds = time.monotonic() - t_start
-    args.cache.mkdir(parents=True, exist_ok=True)
-    save_run(report, args.cache / ("last-run-small.json" if args.small else "last-run.json"))
-    return _finish(report, args.out)
+    # 3. the worst single call
+    for e in engines:
+        if e != "snort3":
+            major = next(x for x in ENGINES if x.name == e).major
+            res.worst[e] = worstcase.worst_calls(pack, parse_version(versions[e]), major, points)
+            log(f"{e} worst call: " + ", ".join(f"{w.case} {w.instructions:,}"
+                                                for w in res.worst[e]))
 
-
-def _run_snort(report: Report, infos: dict, args: argparse.Namespace, log) -> None:  # noqa: ANN001
-    """Snort 3's arms on the main inputs, as many runs as the Suricata main arms; every
-    run's output searched for Lua errors."""
-    report.snort_version = snort.version()
-    sp = report.snort_pack = snort.SnortPack.render()
-    log(f"{snort.NAME}: Snort {report.snort_version}, snort3/ snapshot {sp.digest()}: "
-        f"{sp.rules()} rules")
-    sb = snort.SnortBench(sp)
-    problems: list[str] = []
-    try:
-        for spec in inputs.INPUTS:
-            log(f"{snort.NAME} on {spec.name}:")
-            runs = args.mix_runs if spec.name == "mix" else args.runs
-            cell = measure_plan(sb, Path(infos[spec.name].path), dict.fromkeys(snort.ARMS, runs),
-                                log)
-            for arm, samples in cell.samples.items():
-                problems += [f"{spec.name} {arm}: {p}" for s in samples for p in s.lua_problems]
-            report.snort_rules = cell.samples["pack"][0].rules
-            report.snort[spec.name] = cell
-            r = cell.compare("cpu")
-            log(f"    cpu pack/none fastest {r.fastest:.3f} median {r.median:.3f}, "
-                f"A/A noise ±{cell.noise():.1%}")
-    finally:
-        sb.close()
-    report.snort_problems = sorted(set(problems))
-
-
-def _finish(report: Report, out: Path) -> int:
-    text = report.markdown()
+    res.seconds = time.monotonic() - t0
+    text = res.markdown()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print()
-    print(text)
-    missed = report.missed()
-    if missed:
-        print(f"BUDGETS MISSED ({len(missed)}):")
-        for m in missed:
-            print(f"  - {m}")
-    else:
-        print("all budgets met")
-    print(f"report written to {out} in {report.seconds / 60:.1f} min")
+    print("\n" + text)
+    missed = res.missed()
+    print(f"BUDGETS MISSED ({len(missed)}):\n  - " + "\n  - ".join(missed) if missed
+          else "all budgets met")
+    print(f"report written to {out} in {res.seconds / 60:.1f} min")
     return 0

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from bench import inputs
 from bench.arms import Ruleset, arm_ruleset
-from bench.harness import ENGINES, ROOT, SNORT3, pack_args
+from bench.harness import ENGINES, ROOT, SNORT3, lua_problems, pack_args, snort_lua_problems
 
 ENGINE_NAMES = ("suricata7", "suricata8", "snort3")
 INPUT_NAMES = tuple(s.name for s in inputs.INPUTS)
@@ -64,16 +65,12 @@ class Count:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def input_slice(name: str, packets: int) -> Path:
-    """The first `packets` packets of the cached full-scale input, cached beside it."""
-    spec = next((s for s in inputs.INPUTS if s.name == name), None)
-    if spec is None:
-        raise SystemExit(f"--input {name}: not one of {', '.join(INPUT_NAMES)}")
-    full = Path(inputs.ensure(spec, 1.0).path)
+def input_slice(full: Path, packets: int) -> Path:
+    """The first `packets` packets of a cached input, cached beside it."""
     SLICES.mkdir(parents=True, exist_ok=True)
     dest = SLICES / f"{full.stem}-first{packets}.pcap"
     if not dest.exists():
-        tmp = dest.with_suffix(".tmp")
+        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as out:
             out.write(inputs.PCAP_GLOBAL)
             for i, (ts, frame) in enumerate(inputs.iter_records(full)):
@@ -84,10 +81,18 @@ def input_slice(name: str, packets: int) -> Path:
                     sec, usec = sec + 1, usec - 1_000_000
                 out.write(inputs.RECORD.pack(sec, usec, len(frame), len(frame)) + frame)
         tmp.rename(dest)
-    for stale in SLICES.glob(f"{spec.name}-x1-*"):  # slices of an older input
+    scaled = full.stem.rsplit("-", 1)[0]  # input and scale, e.g. mix-x1
+    for stale in SLICES.glob(f"{scaled}-*"):  # slices of an input an older generator wrote
         if not stale.name.startswith(full.stem):
             stale.unlink(missing_ok=True)
     return dest
+
+
+def cached_input(name: str) -> Path:
+    spec = next((s for s in inputs.INPUTS if s.name == name), None)
+    if spec is None:
+        raise SystemExit(f"--input {name}: not one of {', '.join(INPUT_NAMES)}")
+    return Path(inputs.ensure(spec, 1.0).path)
 
 
 def shim() -> Path:
@@ -99,10 +104,11 @@ def shim() -> Path:
         cc = shutil.which("cc") or shutil.which("gcc")
         if cc is None:
             raise SystemExit("no C compiler for bench/fixedseed.c: run `make valgrind`")
-        tmp = out.with_suffix(".tmp")
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SHIM_SRC), "-ldl"],
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)  # counts may build it at once
+        os.close(fd)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(SHIM_SRC), "-ldl"],
                        check=True)
-        tmp.rename(out)
+        os.replace(tmp, out)
     return out
 
 
@@ -112,6 +118,17 @@ def callgrind_total(path: Path) -> int:
     if m is None:
         raise CountError(f"{path}: no totals line")
     return int(m.group(1))
+
+
+def last_stats(eve: Path) -> dict:
+    """The last stats record of an eve.json (Suricata 8's Lua error counters are there)."""
+    stats: dict = {}
+    if eve.exists():
+        with open(eve, "rb") as f:
+            for line in f:
+                if b'"event_type":"stats"' in line:
+                    stats = json.loads(line)["stats"]
+    return stats
 
 
 def _valgrind(out: str, toggles: tuple[str, ...]) -> list[str]:
@@ -154,7 +171,17 @@ def _suricata(engine: str):  # noqa: ANN202
     return eng
 
 
-def count_suricata(engine: str, ruleset: Ruleset, pcap: Path) -> tuple[int, int, float]:
+def _total(out: Path, keep: Path | None) -> int:
+    """The count of a run; with `keep`, its callgrind output saved there (for
+    callgrind_annotate: where the instructions went)."""
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, keep)
+    return callgrind_total(out)
+
+
+def count_suricata(engine: str, ruleset: Ruleset, pcap: Path,
+                   keep: Path | None = None) -> tuple[int, int, float]:
     """(Ir, rules loaded, seconds) of one Suricata run under callgrind."""
     eng = _suricata(engine)
     work = eng._workdir()
@@ -185,12 +212,11 @@ def count_suricata(engine: str, ruleset: Ruleset, pcap: Path) -> tuple[int, int,
             raise CountError(f"{engine} {ruleset.name} exited {proc.returncode}: {log[-3000:]}")
         m = re.search(r"(\d+) rules? successfully loaded, (\d+) rules? failed", log)
         loaded, failed = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-        lua = [ln for ln in log.splitlines()
-               if re.search(r"lua", ln, re.I) and re.search(r"error|warn", ln, re.I)]
+        lua = lua_problems(eng.major, log, last_stats(work / "log" / "eve.json"))
         if failed or lua:
             raise CountError(f"{engine} {ruleset.name}: {failed} rules failed; "
                              f"Lua problems: {lua[:5]}")
-        return callgrind_total(work / "callgrind.out"), loaded, seconds
+        return _total(work / "callgrind.out", keep), loaded, seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -198,7 +224,7 @@ def count_suricata(engine: str, ruleset: Ruleset, pcap: Path) -> tuple[int, int,
 # --- Snort 3 ----------------------------------------------------------------------------------
 
 
-def count_snort(ruleset: Ruleset, pcap: Path) -> tuple[int, int, float]:
+def count_snort(ruleset: Ruleset, pcap: Path, keep: Path | None = None) -> tuple[int, int, float]:
     """(Ir, rules loaded, seconds) of one Snort 3 run under callgrind. The binary is run
     directly (bin/snort is a shell wrapper) with the wrapper's environment."""
     prefix = SNORT3.resolve().parent.parent
@@ -225,24 +251,23 @@ def count_snort(ruleset: Ruleset, pcap: Path) -> tuple[int, int, float]:
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:
             raise CountError(f"snort3 {ruleset.name} exited {proc.returncode}: {log[-3000:]}")
-        from bench.harness import snort_lua_problems
         problems = snort_lua_problems(log)
         if problems:
             raise CountError(f"snort3 {ruleset.name}: Lua problems: {problems[:5]}")
         m = re.search(r"^\s+total rules loaded: (\d+)", log, re.M)
-        return callgrind_total(work / "callgrind.out"), int(m.group(1)) if m else 0, seconds
+        return _total(work / "callgrind.out", keep), int(m.group(1)) if m else 0, seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def count(engine: str, input_name: str, ruleset: Ruleset, packets: int | None = None) -> Count:
-    n = packets or PACKETS[input_name]
-    pcap = input_slice(input_name, n)
+def count(engine: str, ruleset: Ruleset, pcap: Path, packets: int, input_name: str,
+          keep: Path | None = None) -> Count:
+    """One count of an arm on a slice (`packets` packets of input `input_name`)."""
     if engine == "snort3":
-        ir, loaded, secs = count_snort(ruleset, pcap)
+        ir, loaded, secs = count_snort(ruleset, pcap, keep)
     else:
-        ir, loaded, secs = count_suricata(engine, ruleset, pcap)
-    return Count(engine, input_name, ruleset.name, n, ir, secs, loaded)
+        ir, loaded, secs = count_suricata(engine, ruleset, pcap, keep)
+    return Count(engine, input_name, ruleset.name, packets, ir, secs, loaded)
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -273,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", type=Path, help="a rules file instead of an arm")
     ap.add_argument("--lua", type=Path, help="with --rules: the folder of its scripts")
     ap.add_argument("--runs", type=int, default=1, help="runs of the same arm (spread)")
+    ap.add_argument("--keep", type=Path, metavar="FILE",
+                    help="save the (last) run's callgrind output here, for callgrind_annotate")
     args = ap.parse_args(argv)
     if args.rules and args.arm:
         ap.error("--rules and --arm exclude each other")
@@ -286,10 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         ruleset = ruleset_from_files(args.engine, args.rules, args.lua)
     else:
         ruleset = arm_ruleset(args.engine, args.arm or "pack")
+    n = args.packets or PACKETS[args.input]
+    pcap = input_slice(cached_input(args.input), n)
     irs = []
     for _ in range(args.runs):
         try:
-            c = count(args.engine, args.input, ruleset, args.packets)
+            c = count(args.engine, ruleset, pcap, n, args.input, args.keep)
         except CountError as e:
             print(e, file=sys.stderr)
             return 1

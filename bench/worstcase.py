@@ -1,18 +1,163 @@
-"""The worst case of one call: the costliest single `match` call of a script on crafted
-packets (maximum-size datagrams and segments, packed messages, data blocks over segments),
-counted exactly (a hook every instruction) under lupa as bench/luacount.py counts; each
-case starts a fresh Lua state, the packet time is 10 s after a Conficker week rollover and
-every message is valid. Where a case has a data block, its length is searched for the
-costliest call."""
+"""The worst case of one call: the costliest single `match` call of the pack's script on
+crafted packets (maximum-size datagrams and segments, packed messages, data blocks over
+segments), counted in Lua VM instructions. Each case starts a fresh Lua state; the packet
+time is 10 s after a Conficker week rollover and every message is valid. Where a case has
+a data block, its length is searched for the costliest call.
+
+The script runs under lupa in tests/lua/stand_in.py's Decoder: LuaJIT with the JIT off for
+Suricata 7 (the interpreter executes every bytecode), Lua 5.4 for Suricata 8. A count hook
+(debug.sethook, "", N) adds N to a counter every N instructions: the search uses N = 100,
+the costliest call is counted again with N = 1 (exact). Bytes deciphered come from the
+Python codec (generator/codec.py): per message frame, from the flags to the end of the
+checksum or to where the layout rules a message out.
+"""
 
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass
 
 from bench import inputs
-from bench.luacount import Counted, _ip, deciphered, stream_deciphered
+from bench.arms import LUA_KEYWORD, Pack, Version, sid_of
 from generator import codec as protocol
+
+sys.path.insert(0, str(inputs.ROOT / "tests" / "lua"))
+from stand_in import ENGINES as LUA_RUNTIMES  # noqa: E402
+from stand_in import Decoder  # noqa: E402
+
+# --- counting ---------------------------------------------------------------------------
+
+
+HOOK = """
+local counter, every = ...
+debug.sethook(function() counter.n = counter.n + every end, "", every)
+"""
+
+
+def runtime_for(major: int) -> str:
+    """stand_in's engine name for a Suricata major version."""
+    return "luajit" if major < 8 else "lua54"
+
+
+CALIBRATE = "local x = 0 for i = 1, 100000 do x = x + i end return x"
+_factors: dict[tuple[str, int], float] = {}
+
+
+def _hooked(lua, every: int):  # noqa: ANN001, ANN202 - a lupa runtime, its counter table
+    if lua.eval("jit ~= nil"):
+        lua.execute("jit.off(); jit.flush()")
+    counter = lua.table_from({"n": 0})
+    lua.execute(HOOK, counter, every)
+    return counter
+
+
+def factor(runtime: str, every: int) -> float:
+    """Real instructions per counted one. Lua 5.4 also counts the hook function's own
+    instructions towards the next period (about 5 per firing: 5% at a hook every 100);
+    LuaJIT does not. Measured on a loop against a hook every instruction, which is exact."""
+    key = (runtime, every)
+    if key not in _factors:
+        counts = []
+        for n in (1, every):
+            lua = LUA_RUNTIMES[runtime].LuaRuntime()
+            counter = _hooked(lua, n)
+            lua.execute(CALIBRATE)
+            counts.append(counter.n)
+        _factors[key] = counts[0] / counts[1]
+    return _factors[key]
+
+
+class Counted:
+    """A Decoder whose Lua state counts its VM instructions: a hook every `every`
+    instructions (1: exact per call; more: faster, per-call counts to `every`, totals
+    corrected by `factor`)."""
+
+    def __init__(self, script: str, runtime: str, sid: int, every: int = 1) -> None:
+        self.decoder = Decoder(script, runtime, sid)
+        self.factor = factor(runtime, every) if every > 1 else 1.0
+        self.counter = _hooked(self.decoder.lua, every)
+
+    @property
+    def count(self) -> int:
+        return round(self.counter.n * self.factor)
+
+    def call(self, **kw: object) -> int:
+        """One match(); the instructions it took (to the hook's granularity)."""
+        before = self.counter.n
+        self.decoder.match(**kw)  # type: ignore[arg-type]
+        return round((self.counter.n - before) * self.factor)
+
+
+def _ip(b: bytes) -> str:
+    return ".".join(str(x) for x in b)
+
+
+_BLOCKS = (  # optional blocks in wire order: flag, size, offset of a u16 length in it
+    (protocol.FLAG_PEER, 6, None),
+    (protocol.FLAG_UNKNOWN0, 4, None),
+    (protocol.FLAG_UNKNOWN1, 4, None),
+    (protocol.FLAG_DATA, 3, 1),
+    (protocol.FLAG_SYSINFO, protocol.SYSINFO_SIZE, None),
+)
+_HEAD = protocol.KEY_SIZE + 2  # key and flags
+
+
+def deciphered(frame: bytes, flen: int) -> int:
+    """Bytes of a frame of length flen (of which `frame` holds the first ones) that a decoder
+    deciphers: from the flags to the end of the checksum, or to where the layout rules a
+    message out."""
+    if flen < protocol.MIN_MESSAGE or len(frame) <= protocol.KEY_SIZE:
+        return 0
+    have = min(len(frame), flen)
+    key_lo, key_hi = struct.unpack_from("<II", frame)
+    if have < _HEAD:
+        return have - protocol.KEY_SIZE
+    flags = struct.unpack("<H", protocol.crypt(key_lo, key_hi, frame[8:10]))[0]
+    fixed, lenat = _HEAD, None
+    for flag, size, at in _BLOCKS:
+        if flags & flag:
+            if at is not None:
+                lenat = fixed + at
+            fixed += size
+    if fixed + protocol.CHECKSUM_SIZE > flen:
+        return 2
+    end = fixed + protocol.CHECKSUM_SIZE
+    if lenat is not None:
+        if have < lenat + 2:
+            return have - protocol.KEY_SIZE
+        plain = protocol.crypt(key_lo, key_hi, frame[8 : lenat + 2])
+        hlen = fixed + struct.unpack_from("<H", plain, lenat - 8)[0]
+        if hlen + protocol.CHECKSUM_SIZE > flen:
+            return lenat + 2 - protocol.KEY_SIZE
+        end = hlen + protocol.CHECKSUM_SIZE
+    return min(end, have) - protocol.KEY_SIZE
+
+
+def _is_message(frame: bytes) -> bool:
+    try:
+        protocol.decode(frame)
+    except (protocol.DecodeError, ValueError, struct.error):
+        return False
+    return True
+
+
+def stream_deciphered(data: bytes) -> int:
+    """Bytes deciphered over one TCP direction's payload bytes (frames behind u16 length
+    prefixes; the direction stops at its first frame that is not a message)."""
+    total, i = 0, 0
+    while i + 2 <= len(data):
+        flen = struct.unpack_from("<H", data, i)[0]
+        frame = data[i + 2 : i + 2 + flen]
+        total += deciphered(frame, flen)
+        if len(frame) < flen or not _is_message(frame):
+            break
+        i += 2 + flen
+    return total
+
+
+# --- the cases ------------------------------------------------------------------------------
+
 
 MAX_UDP = 65507  # largest IPv4 UDP payload (a reassembled datagram)
 MAX_TCP = 65495  # largest TCP payload in one IPv4 packet without options
@@ -160,3 +305,15 @@ def worst_cases(script: str, runtime: str, sids: dict[str, int], points: int = 2
                else stream_deciphered(data))
         out.append(Worst(case.name, case.what, d, worst, dec))
     return out
+
+
+def worst_calls(pack: Pack, version: Version, major: int, points: int = 24) -> list[Worst]:
+    """The cases on the script of the UDP and TCP to_server decoder rules an engine of this
+    version loads (each case's Lua state serves the rule it would serve in Suricata)."""
+    by_script: dict[str, dict[str, int]] = {}
+    for ln in pack.decoder_lines(version):
+        if "to_server" in ln and "dsize:" in ln:
+            script = LUA_KEYWORD.search(ln).group(1).strip()
+            by_script.setdefault(script, {}).setdefault(ln.split()[1], sid_of(ln))
+    return [w for script, sids in by_script.items()
+            for w in worst_cases(pack.lua[script], runtime_for(major), sids, points)]
