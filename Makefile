@@ -21,7 +21,7 @@ dist: $(VENV)/.installed
 pcaps: $(VENV)/.installed
 	$(BIN)/cfp2p pcaps --out pcaps
 
-test: $(VENV)/.installed engines
+test: $(VENV)/.installed engines valgrind
 	$(BIN)/ruff check generator tests bench
 	CFP2P_SURICATA8_ROOT=$(abspath $(SURICATA8_ROOT)) $(BIN)/pytest $(PYTEST_ARGS)
 
