@@ -30,7 +30,7 @@ lint: $(VENV)/.installed
 
 engines: suricata7 suricata8 snort3 netns-tools gnu-time
 
-# GNU time: the peak RSS of each engine run that bench measures (bench/runner.py).
+# GNU time: the peak RSS of each engine run that bench measures (bench/timing.py).
 .PHONY: gnu-time
 gnu-time:
 	@test -x /usr/bin/time || { apt-get install -y -q time || { apt-get update -q && apt-get install -y -q time; }; }

@@ -9,6 +9,8 @@ engine's decoder rules):
                 costs on the packets the decoder is offered, without the script's work
   decoder       the decoder rules alone (the rules with `lua:`)
   signatures    the signature rules alone (the rest)
+  signatures+bare-lua  the signatures and the bare-lua rules: with `none` -> `signatures` ->
+                `signatures+bare-lua` -> `pack`, each step adds one part and the steps add up
   pack          the whole pack
   bundled       the engine's bundled rules (its root's /etc/suricata/rules/*.rules) in one
                 file, less those the default suricata.yaml cannot load (app-layer protocols
@@ -38,7 +40,8 @@ Version = tuple[int, int, int]
 LUA_KEYWORD = re.compile(r"\blua:\s*([^;]+);")
 REQUIRES = re.compile(r"\brequires:\s*([^;]+);")
 SID = re.compile(r"\bsid:\s*(\d+)\s*;")
-SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "pack", "bundled", "bundled+pack")
+SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "signatures+bare-lua", "pack",
+                 "bundled", "bundled+pack")
 SNORT_ARMS = ("none", "bare-lua", "pack")
 BARE_SID = 9399900
 BARE_LUA_NAME = "cfp2p-bench-bare.lua"
@@ -167,6 +170,9 @@ def suricata_ruleset(name: str, pack: Pack, version: Version,
         raise SystemExit(f"arm {name}: the engine's bundled rules were not given")
     decoder = "\n".join(pack.decoder_lines()) + "\n"
     signatures = "\n".join(ln for ln in pack.rule_lines() if not LUA_KEYWORD.search(ln))
+    if name == "signatures+bare-lua":
+        return Ruleset(name, {"bare.rules": f"{signatures}\n{bare_lua_rules(pack, version)}",
+                              BARE_LUA_NAME: BARE_LUA}, "bare.rules")
     texts = {"decoder": decoder, "signatures": signatures + "\n", "pack": pack.rules,
              "bundled": bundled, "bundled+pack": f"{bundled}{pack.rules}"}
     if name not in texts:

@@ -8,7 +8,8 @@ detects and logs each packet), Snort 3's `PacketManager::decode` and
 rule loading and the idle threads that made whole-process counts wander are left out.
 Both functions are exported by the stripped builds (`nm -D`). The engines seed hashes and
 LuaJIT's PRNG from getrandom(2); bench/fixedseed.c, preloaded, makes those bytes fixed, so two
-runs of one arm execute the same instructions (spread shown by `--runs 2`).
+runs of one arm repeat to about 5 in a million (what is left: the name of each run's work folder
+reaches the engine; spread shown by `--runs 2`).
 
     python -m bench.count --engine suricata8 --input flood [--packets N] [--arm pack]
     python -m bench.count --engine snort3 --input tcp --rules my.snort --lua mydir/

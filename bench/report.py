@@ -17,6 +17,7 @@ ARM_TEXT = {
                 "rules with option scripts whose `eval` returns false at once",
     "decoder": "the decoder rules alone (the rules that call the script)",
     "signatures": "the signature rules alone (they read the script's verdict; here never set)",
+    "signatures+bare-lua": "the signature rules and the bare-lua rules",
     "pack": "the whole pack",
     "bundled": "the engine's bundled rules (/etc/suricata/rules/*.rules, less the protocols "
                "the default suricata.yaml does not detect)",
@@ -65,7 +66,8 @@ class Results:
             "`--runmode single` (reading, decoding, flows, detection and output of every "
             "packet), Snort 3's `PacketManager::decode` and `DetectionEngine::inspect`. "
             "Start-up, rule loading and idle threads are left out; bench/fixedseed.c fixes "
-            "the engines' random seeds (hashes, LuaJIT's PRNG), so a count repeats (spread "
+            "the engines' random seeds (hashes, LuaJIT's PRNG), so a count repeats to a few "
+            "instructions in a million (spread "
             "below). `python -m bench.count` gives one count. The budgets on instructions are "
             "checked on these counts; CPU time, what an operator sees, is shown with its A/A "
             "noise floor but decides nothing.", "",
@@ -94,32 +96,35 @@ class Results:
 
     def _decomposition(self, engines: list[str]) -> list[str]:
         out = ["", "## Where the pack's instructions go", "",
-               "Extra instructions over `none` per counted packet. The parts add up when "
-               "(decoder - none) + (signatures - none) = (pack - none); the residual is their "
-               "difference as a share of (pack - none). `bare-lua` is what calling a script "
-               "costs the engine on the packets the decoder rules are offered, without the "
-               "script's work.", "",
-               "| engine | input | bare-lua | decoder | signatures | decoder + signatures | "
-               "pack | residual |", "|---|---|---|---|---|---|---|---|"]
+               "Extra instructions over `none` per counted packet, as a chain of arms that each "
+               "add one part, so the parts add up to the whole by construction: detection "
+               "switched on with the signature rules (`signatures` - `none`); the Lua call "
+               "on every packet the decoder rules select, with a script that does nothing "
+               "(`signatures+bare-lua` - `signatures`; Snort 3: `bare-lua` - `none`, the pack's "
+               "rules with empty options); the script's own work (`pack` - the arm before). "
+               "Measured apart instead, the decoder rules and the signatures each pay for "
+               "switching detection on: (decoder - none) + (signatures - none) exceeds "
+               "(pack - none) by the `overlap` column's share.", "",
+               "| engine | input | detection + signatures | Lua call | script's work | pack "
+               "| pack/none | overlap |", "|---|---|---|---|---|---|---|---|"]
         for eng in engines:
+            chain = (("none", "bare-lua", "pack") if eng == "snort3" else
+                     ("none", "signatures", "signatures+bare-lua", "pack"))
             for inp, n in self.packets.items():
-                none = self.ir(eng, inp, "none")
-                if none is None:
+                irs = [self.ir(eng, inp, a) for a in chain]
+                if irs[0] is None or irs[-1] is None:
                     continue
-
-                def extra(arm: str, none: int = none, inp: str = inp, n: int = n,
-                          eng: str = eng) -> float | None:
-                    v = self.ir(eng, inp, arm)
-                    return None if v is None else (v - none) / n
-
-                parts = {a: extra(a) for a in ("bare-lua", "decoder", "signatures", "pack")}
-                both = (None if parts["decoder"] is None or parts["signatures"] is None
-                        else parts["decoder"] + parts["signatures"])
-                pk = parts["pack"]
-                resid = (f"{(both - pk) / pk:+.1%}" if both is not None and pk else "-")
-                cells = [f"{v:,.0f}" if v is not None else "-" for v in
-                         (parts["bare-lua"], parts["decoder"], parts["signatures"], both, pk)]
-                out.append(f"| {eng} | {inp} | {' | '.join(cells)} | {resid} |")
+                steps = [None if a is None or b is None else (b - a) / n
+                         for a, b in zip(irs, irs[1:], strict=False)]
+                if eng == "snort3":
+                    steps.insert(0, None)
+                cells = [f"{v:,.0f}" if v is not None else "-" for v in steps]
+                whole = irs[-1] - irs[0]
+                dec, sig = self.ir(eng, inp, "decoder"), self.ir(eng, inp, "signatures")
+                overlap = ("-" if dec is None or sig is None or not whole else
+                           f"{(dec - irs[0] + sig - irs[0] - whole) / whole:+.1%}")
+                out.append(f"| {eng} | {inp} | {' | '.join(cells)} | {whole / n:,.0f} | "
+                           f"{irs[-1] / irs[0]:.3f} | {overlap} |")
         return out
 
     def _spread(self) -> list[str]:
