@@ -174,7 +174,11 @@ def _pack(r: _Reader) -> Pack:
         r.get("name", str),
         r.get("rules_file", str),
         r.get("flowint_prefix", str),
+        r.get("reply_gid", int),
     )
+    if not 1000 <= pack.reply_gid <= 4294967295:
+        raise r.fail("reply_gid", f"expected a gid from 1000 (past Snort's builtin generators) "
+                     f"to 4294967295, got {pack.reply_gid}")
     r.done()
     return pack
 
@@ -252,6 +256,7 @@ def _decoder(r: _Reader) -> Decoder:
         r.get("reorder_bytes", int),
         r.get("reorder_segments", int),
         r.get("reorder_total", int),
+        r.get("port_ranges", int),
         engines,
         tuple(rules),
     )
@@ -264,6 +269,7 @@ def _decoder(r: _Reader) -> Decoder:
         "reorder_bytes",
         "reorder_segments",
         "reorder_total",
+        "port_ranges",
     ):
         if getattr(decoder, key) < 1:
             raise r.fail(key, f"expected a positive number, got {getattr(decoder, key)}")

@@ -89,9 +89,14 @@ _SID = re.compile(r"[(; ]sid:(\d+);")
 
 
 def rule_lines(text: str) -> dict[int, str]:
-    """The rules of a rendered rules file, by sid."""
-    found = (_SID.search(line) for line in text.splitlines() if not line.startswith("#"))
-    return {int(m[1]): m.string for m in found if m}
+    """The rules of a rendered rules file, by sid: the lines of a sid's rules (one per gid)
+    joined, so that a rev moves when any of them changes."""
+    by_sid: dict[int, list[str]] = {}
+    for line in text.splitlines():
+        m = None if line.startswith("#") else _SID.search(line)
+        if m:
+            by_sid.setdefault(int(m[1]), []).append(line)
+    return {sid: "\n".join(lines) for sid, lines in by_sid.items()}
 
 
 def write_tree(files: dict[str, str], out: Path) -> None:

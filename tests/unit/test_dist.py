@@ -83,7 +83,7 @@ def test_archive_holds_the_pack(release):
     entries = [line.split(" || ") for line in files["rules/sid-msg.map"].decode().splitlines()]
     parsed = [idstools.rule.parse(line) for line in rules.splitlines()]
     parsed = sorted(filter(None, parsed), key=lambda r: r.sid)
-    assert [e[:3] for e in entries] == [["1", str(r.sid), str(r.rev)] for r in parsed]
+    assert [e[:3] for e in entries] == [[str(r.gid), str(r.sid), str(r.rev)] for r in parsed]
     assert [e[5] for e in entries] == [r.msg for r in parsed]
 
 

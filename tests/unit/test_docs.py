@@ -22,7 +22,8 @@ FILES = pack.render(SPEC, OPTS)
 DOCS = {rel.removeprefix("docs/"): text for rel, text in FILES.items() if rel.startswith("docs/")}
 RULES = [
     suricata.update.rule.parse(line)
-    for line in rules.rule_lines(FILES[f"rules/{SPEC.pack.rules_file}"]).values()
+    for line in FILES[f"rules/{SPEC.pack.rules_file}"].splitlines()
+    if line and not line.startswith("#")
 ]
 DECODER_SIDS = {spec.rule_sid(OPTS, d) for d in SPEC.decoder.rules}
 REVS = rules.current_revs(SPEC)
@@ -67,9 +68,9 @@ def test_example_alert_matches_the_rules(sig):
     rev and message are those rendered (the engine re-run is tests/dist/test_examples)."""
     example = docs.read_examples(docs.examples_path(SPEC.source)).signatures[sig.name]
     alert = example.alert["alert"]
-    by_sid = {r.sid: r for r in RULES}
+    by_id = {(r.gid, r.sid): r for r in RULES}
     assert alert["signature_id"] in {spec.rule_sid(OPTS, r) for r in sig.rules}
-    rule = by_sid[alert["signature_id"]]
+    rule = by_id[alert["gid"], alert["signature_id"]]
     assert (alert["rev"], alert["signature"]) == (rule.rev, rule.msg)
     assert json.dumps(example.alert, indent=2) in DOCS[f"signatures/{sig.name}.md"]
 
@@ -100,6 +101,12 @@ def test_tuning_files_never_touch_decoder_rules(tmp_path, name):
 def test_modify_conf_changes_the_report_interval(tmp_path):
     (flt,) = _modify_filters(tmp_path, DOCS["tuning/modify.conf"])
     changed = [flt.run(r) for r in RULES if flt.match(r)]
+    # every rule of the limited control signatures, on both sides of the listener
+    limited = [r for s in SPEC.signatures if s.matches == "control" for r in s.rules
+               if r.report == "once_per_source"]
+    assert {(r.gid, r.sid) for r in changed} == {
+        (side.gid, spec.rule_sid(OPTS, r)) for r in limited for side in SPEC.sides(r)}
+    assert len(changed) > len(limited)
     assert changed and all(
         f"seconds {docs.EXAMPLE_REPORT_INTERVAL};" in r.format()
         and f"seconds {OPTS.report_interval};" not in r.format()

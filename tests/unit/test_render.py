@@ -35,14 +35,16 @@ def test_rendering_is_deterministic():
 @pytest.mark.parametrize("parser", [idstools.rule.parse, suricata.update.rule.parse])
 def test_every_rule_parses(parser):
     parsed = rules_of(rules.render_rules(SPEC, SPEC.defaults), parser)
-    expected = {spec.rule_sid(SPEC.defaults, r) for s in SPEC.signatures for r in s.rules}
-    expected |= {spec.rule_sid(SPEC.defaults, d) for d in SPEC.decoder.rules}
-    assert {r.sid for r in parsed} == expected
+    expected = {(side.gid, spec.rule_sid(SPEC.defaults, r))
+                for s in SPEC.signatures for r in s.rules for side in SPEC.sides(r)}
+    expected |= {(1, spec.rule_sid(SPEC.defaults, d)) for d in SPEC.decoder.rules}
+    assert {(r.gid, r.sid) for r in parsed} == expected
     assert len(parsed) == len(expected)
 
 
 def signature_rules(opts: spec.Options) -> dict[str, object]:
-    by_sid = {r.sid: r for r in rules_of(rules.render_rules(SPEC, opts), idstools.rule.parse)}
+    by_sid = {r.sid: r for r in rules_of(rules.render_rules(SPEC, opts), idstools.rule.parse)
+              if r.gid == 1}  # the rule for packets to the listener
     return {
         f"{s.name}/{r.transport}": by_sid[spec.rule_sid(opts, r)]
         for s in SPEC.signatures

@@ -156,9 +156,12 @@ class RuleFacts:
     action: str
     reporting: str
     rule: Rule
+    ids: str  # gid:sid of each of its rendered rules, for suricata-update's files
 
 
-def _rule_facts(sig: Signature, opts: Options, revs: Mapping[int, int]) -> list[RuleFacts]:
+def _rule_facts(
+    spec: Spec, sig: Signature, opts: Options, revs: Mapping[int, int]
+) -> list[RuleFacts]:
     return [
         RuleFacts(
             f"{sig.name}/{r.transport}",
@@ -168,6 +171,7 @@ def _rule_facts(sig: Signature, opts: Options, revs: Mapping[int, int]) -> list[
             _action(r, opts),
             _reporting(r, opts),
             r,
+            ",".join(f"{side.gid}:{rule_sid(opts, r)}" for side in spec.sides(r)),
         )
         for r in sig.rules
     ]
@@ -195,6 +199,7 @@ def tuning_files(spec: Spec, opts: Options) -> dict[str, str]:
         scan=scan,
         limited=limited,
         sid=lambda r: rule_sid(opts, r),
+        ids=lambda r: ",".join(f"{side.gid}:{rule_sid(opts, r)}" for side in spec.sides(r)),
         new_interval=EXAMPLE_REPORT_INTERVAL,
         decoder_sids=sorted(rule_sid(opts, d) for d in spec.decoder.rules),
     )
@@ -231,7 +236,7 @@ def render_docs(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str,
     pages = {
         "index.md": _env.get_template("index.md.j2").render(
             **common,
-            signatures=[(s, _rule_facts(s, opts, revs)) for s in spec.signatures],
+            signatures=[(s, _rule_facts(spec, s, opts, revs)) for s in spec.signatures],
         )
     }
     for sig in spec.signatures:
@@ -239,7 +244,7 @@ def render_docs(spec: Spec, opts: Options, revs: Mapping[int, int]) -> dict[str,
         pages[f"signatures/{sig.name}.md"] = _env.get_template("signature.md.j2").render(
             **common,
             s=sig,
-            rules=_rule_facts(sig, opts, revs),
+            rules=_rule_facts(spec, sig, opts, revs),
             tuning=_tuning(sig),
             example=example,
             example_json=json.dumps(example.alert, indent=2) if example else "",

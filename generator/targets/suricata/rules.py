@@ -22,7 +22,8 @@ from ..common import (
 _env = environment(Path(__file__).resolve().parent / "templates")
 
 
-def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str) -> str:
+def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str,
+              direction: str) -> str:
     """What a signature rule tests: the packets its decoder rules ran on (UDP datagrams
     that can hold a message; TCP segments with data, since a message may be split
     across segments) and the decoder's per-packet verdict. The `ip` rule of the scan
@@ -34,11 +35,9 @@ def _keywords(spec: Spec, rule: Rule, opts: Options, names: Names, matches: str)
     if rule.blocks_session(opts):
         verdict = f"flowint:{names.session},>,0; "
     if rule.transport == "udp":
-        return f"dsize:>={spec.protocol.min_message}; {verdict}"
+        return f"flow:{direction}; dsize:>={spec.protocol.min_message}; {verdict}"
     if rule.transport == "tcp":
-        return f"flow:established; dsize:>0; {verdict}"
-    # Attempts are only ever counted on packets to the server: the rule is then left out
-    # of the detection groups for packets to clients.
+        return f"flow:established,{direction}; dsize:>0; {verdict}"
     return f"flow:to_server; {verdict}flowint:{getattr(names, matches)},=,0; "
 
 
@@ -60,11 +59,11 @@ def _port_list(ranges: list[tuple[int, int]]) -> str:
 
 
 def _ports(spec: Spec) -> str:
-    """Suricata port list of the listener ports the blacklist allows. Where the exact
-    list is too long for Suricata, the narrowest blacklisted gaps are let through:
-    the decoder tests the blacklist again, exactly."""
+    """Suricata port list of the listener ports the blacklist allows, in at most
+    decoder.port_ranges ranges (and short enough for Suricata): the narrowest blacklisted
+    gaps are let through, and the decoder tests the blacklist again, exactly."""
     ranges = spec.protocol.listener_ports()
-    while len(_port_list(ranges)) > MAX_PORT_LIST:
+    while len(ranges) > spec.decoder.port_ranges or len(_port_list(ranges)) > MAX_PORT_LIST:
         gaps = [(ranges[i + 1][0] - ranges[i][1], i) for i in range(len(ranges) - 1)]
         _, i = min(gaps)
         ranges[i : i + 2] = [(ranges[i][0], ranges[i + 1][1])]
@@ -91,9 +90,10 @@ def action(rule: Rule, opts: Options) -> str:
     return "drop" if rule.blocks_session(opts) else rule.action
 
 
-def _decoder_header(d: DecoderRule, opts: Options, ports: str) -> str:
-    """Only packets whose listener end is on a port the blacklist allows reach Lua."""
-    if d.direction == "to_server":
+def _header(direction: str, opts: Options, ports: str) -> str:
+    """Only packets whose listener end is on a port the blacklist allows reach Lua and the
+    signatures."""
+    if direction == "to_server":
         return f"{opts.src_net} any -> {opts.dst_net} {ports}"
     return f"{opts.src_net} {ports} -> {opts.dst_net} any"
 
@@ -131,16 +131,17 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
     rev lock. A rule missing from it renders rev 0, which only the lock's hashing uses."""
     revs = current_revs(spec) if revs is None else revs
     names = Names.of(spec)
-    ports = _ports(spec)  # one port list for every decoder rule
+    ports = _ports(spec)  # one port list for every rule
     return _env.get_template("rules.j2").render(
         banner=banner(spec),
         options_line=options_line(opts),
         spec=spec,
         o=opts,
         names=names,
-        decoder_header=lambda d: _decoder_header(d, opts, ports),
+        header=lambda direction: _header(direction, opts, ports),
+        sides=spec.sides,
         decoder_keywords=lambda d: _decoder_keywords(spec, d, names),
-        keywords=lambda s, r: _keywords(spec, r, opts, names, s.matches),
+        keywords=lambda s, r, side: _keywords(spec, r, opts, names, s.matches, side.direction),
         sid=lambda rule: rule_sid(opts, rule),
         rev=lambda rule: revs.get(rule.sid_offset, 0),
         action=lambda rule: action(rule, opts),
