@@ -7,10 +7,11 @@
 -- its own per packet thread: the UDP rules all name kind 'any' first, so a datagram is
 -- decoded once (their shared node of the detection tree) and conficker_p2p_kind tells
 -- the kinds apart; the TCP rules name their own kind (a segment is decoded once per kind).
--- Per flow, in a table of this state rather than flowints: the counts of the last
--- packet, whether the flow carried a valid message, whether it showed it is not
--- Conficker (the option then leaves it alone), and the sequence number each TCP
--- direction's data starts at (from the SYN and the SYN-ACK).
+-- The rules hand it only packets on the listener's side of a port Conficker may listen
+-- on. Per flow, in tables of this state rather than flowints: whether the flow carried
+-- a valid message, whether it showed it is not Conficker (the option then leaves it
+-- alone), and the sequence number each TCP direction's data starts at (from the SYN and
+-- the SYN-ACK).
 -- Protocol layout (spec: protocol) -----------------------------------------
 local KEY_SIZE = 8
 local FLAGS_SIZE = 2
@@ -512,23 +513,33 @@ end
 -- around it. Snort decodes a packet in place, so the payload of a packet read off the
 -- wire follows its IP and transport headers in the same buffer: the adapter reads them
 -- there, walking back from the payload and checking every length it relies on (a packet
--- whose headers do not check out is not decoded). The flow state Suricata keeps in
--- flowints is a table of this Lua state, by flow (8192 flows per transport,
--- emptied when full), made at a flow's first flowint. Strings are made only of what is
--- read: the flow's key (addresses and ports, one copy where they lie together) and the
--- payload of a packet that is decoded.
+-- whose headers do not check out is not decoded).
+-- The rules' headers carry the listener check, as Suricata's decoder rules do: a packet
+-- to the server on an allowed port, or from the server on one (Snort's flow direction).
+-- The option cannot see that direction; it takes as the listener's the side its mode
+-- names, or the other side where that one's port is blacklisted (the rule let the packet
+-- through on the other), so it decodes exactly what the rules hand it.
+-- The flow state Suricata keeps in flowints is kept here in two tables of this Lua state,
+-- by direction: whether the flow carried a valid message and whether it showed it is not
+-- Conficker (the option then leaves it alone), written only then; where the direction's
+-- TCP data starts (from the SYN and the SYN-ACK). The counts are the packet's own. A
+-- flow's state is a number, not a table, and a string key is made only of what is read:
+-- the direction's addresses and ports, one copy where they lie together.
 require("snort_plugin")
 local ffi = ffi
 local get_buffer = ffi.C.get_buffer
 
+-- By direction key (sender's address and port, receiver's): FLOW_SESSION and FLOW_SKIP
+-- (under both of the flow's keys), and the sequence number the direction's TCP data
+-- starts at. Each table holds at most FLOWS keys and is emptied when full.
 local FLOWS = 8192
-local flows = { [6] = {}, [17] = {} }
-local nflows = { [6] = 0, [17] = 0 }
--- This packet: its transport header, payload and payload length, protocol,
--- its direction's key (sender and receiver: addresses, ports) and its flow's entry
--- (flowint values by position; `client`, the key of the direction that made it).
-local at_l4, at_data, at_len, proto, dkey, cur
-local NO_FLOW = {}  -- the entry of a flow not seen yet: empty, never written
+local FLOW_SESSION, FLOW_SKIP = 1, 2
+local fbits, nbits, fisn, nisn = {}, 0, {}, 0
+
+-- This packet: its transport header, payload and payload length, protocol, its
+-- direction's key, its flow's bits and its counts.
+local at_l4, at_data, at_len, proto, dkey, bits
+local counts = { 0, 0, 0 }
 
 -- The IP header in front of a transport header at t that, with its payload, is n bytes
 -- long and of protocol want: the header and its length, or nil.
@@ -583,41 +594,52 @@ local function packet_of(b)
   -- a TCP segment without payload matters only as a SYN or SYN-ACK
   if h == nil or (n == 0 and band(t[13], 0x02) == 0) then return nil end
   at_l4, at_data, at_len, proto = t, b.data, n, pr
+  counts[1], counts[2], counts[3] = 0, 0, 0
   dkey = key_of(h, ihl, t, ihl == 40 and shr(h[0], 4) == 6)
-  cur = flows[pr][dkey] or NO_FLOW
-  if cur[SKIP] ~= nil then return nil end
-  return cur
+  bits = fbits[dkey] or 0
+  if band(bits, FLOW_SKIP) ~= 0 then return nil end
+  return true
 end
 
-local function fi_get(k) return cur[k] end
+-- Flowints by position: the counts are the packet's; SESSION and SKIP the flow's; the
+-- sequence numbers the packet's direction's (whichever of the two the mode names).
+local FLOW_BIT = { [SESSION] = FLOW_SESSION, [SKIP] = FLOW_SKIP }
+local function fi_get(k)
+  if k <= ANY then return counts[k] end
+  local fb = FLOW_BIT[k]
+  if fb ~= nil then return band(bits, fb) ~= 0 and 1 or nil end
+  if k == SEQ_TO_SERVER or k == SEQ_TO_CLIENT then return fisn[dkey] end
+  return nil
+end
 local function fi_set(k, v)
-  if cur == NO_FLOW then
-    -- the flow's first flowint: its client is the sender, but the receiver of a SYN-ACK
-    local table_of = flows[proto]
-    if nflows[proto] >= FLOWS then table_of = {}; flows[proto] = table_of; nflows[proto] = 0 end
-    local rkey = reverse(dkey)
-    local client = dkey
-    if proto == 6 and band(at_l4[13], 0x12) == 0x12 then client = rkey end
-    cur = { client = client }
-    table_of[dkey], table_of[rkey] = cur, cur
-    nflows[proto] = nflows[proto] + 1
+  if k <= ANY then counts[k] = v; return end
+  local fb = FLOW_BIT[k]
+  if fb ~= nil then
+    if v == 0 or band(bits, fb) ~= 0 then return end
+    if nbits >= FLOWS then fbits, nbits = {}, 0 end
+    bits = bor(bits, fb)
+    fbits[dkey], fbits[reverse(dkey)] = bits, bits
+    nbits = nbits + 2
+  elseif k == SEQ_TO_SERVER or k == SEQ_TO_CLIENT then
+    if nisn >= FLOWS then fisn, nisn = {}, 0 end
+    fisn[dkey] = v
+    nisn = nisn + 1
   end
-  cur[k] = v
 end
 
--- What the packet is (its entry of MODES): transport, direction, handshake. A flow not
--- seen yet is taken from its sender, as Snort does.
+-- What the packet is (its entry of MODES): transport and handshake. The direction only
+-- names the listener's side (listener_port) and the sequence number (fi_*), so data
+-- packets all take the to_server mode.
 local MODE_SYN, MODE_SYNACK = MODES["tcp/syn"], MODES["tcp/synack"]
-local MODE_TCP = { [true] = MODES["tcp/to_server"], [false] = MODES["tcp/to_client"] }
-local MODE_UDP = { [true] = MODES["udp/to_server"], [false] = MODES["udp/to_client"] }
+local MODE_TCP, MODE_UDP = MODES["tcp/to_server"], MODES["udp/to_server"]
 local function mode_of(_)
-  if proto == 17 then return MODE_UDP[cur.client == nil or cur.client == dkey] end
+  if proto == 17 then return MODE_UDP end
   local flags = at_l4[13]
   if band(flags, 0x02) ~= 0 then
     if band(flags, 0x10) == 0 then return MODE_SYN end
     return MODE_SYNACK
   end
-  return MODE_TCP[cur.client == nil or cur.client == dkey]
+  return MODE_TCP
 end
 
 -- A TCP segment: its payload, sequence number, and the payload's first and last index.
@@ -633,11 +655,16 @@ local function udp_payload(_)
   if proto ~= 17 then return nil end
   return ffi.string(at_data, at_len), 1, at_len
 end
+
 local function flow_id(_) return dkey end
 
+-- The port on the listener's side: the side the mode names, unless its port is
+-- blacklisted (the rule header let the packet through on the other side's).
 local function listener_port(_, is_dst)
-  if is_dst then return at_l4[2] * 256 + at_l4[3] end
-  return at_l4[0] * 256 + at_l4[1]
+  local d, s = at_l4[2] * 256 + at_l4[3], at_l4[0] * 256 + at_l4[1]
+  if not is_dst then d, s = s, d end
+  if blacklisted(d) then return s end
+  return d
 end
 
 -- The verdict -------------------------------------------------------------------
@@ -741,6 +768,5 @@ function eval()
   local pk = packet_of(get_buffer())
   if pk == nil then return false end
   decode(pk)
-  local n = cur[want]
-  return n ~= nil and n > 0
+  return counts[want] > 0
 end

@@ -116,12 +116,19 @@ def test_udp_message_found_behind_its_headers(frame):
 
 
 def test_data_kind_and_blacklisted_listener():
+    """The rules' headers hand the option only packets on the listener's side of an allowed
+    port (Snort's flow direction, which the option cannot see): it takes the side its
+    mode names, or the other where that one's port is blacklisted, and decodes nothing
+    whose ports are both blacklisted."""
     frame = ETH + ipv4(17, udp(DATA))
     assert Option("data").packet(frame, len(frame) - len(DATA))
     assert not Option("control").packet(frame, len(frame) - len(DATA))
-    assert P.is_blacklisted(80)
+    assert P.is_blacklisted(80) and P.is_blacklisted(1000)
+    both = ETH + ipv4(17, udp(CONTROL, sp=1000, dp=80))
+    assert not Option("control").packet(both, len(both) - len(CONTROL))
+    # handed over only as a reply from a listener on CLIENT's port
     to_80 = ETH + ipv4(17, udp(CONTROL, dp=80))
-    assert not Option("control").packet(to_80, len(to_80) - len(CONTROL))
+    assert Option("control").packet(to_80, len(to_80) - len(CONTROL))
 
 
 def test_headers_that_do_not_check_out_are_not_decoded():
@@ -186,7 +193,9 @@ def test_ipv6_flows_are_told_apart_by_their_whole_addresses():
 
 def test_a_reply_is_judged_on_the_listener_port():
     """Both directions are one flow: a reply from the listener to a client on a port the
-    blacklist rules out is still decoded (the listener is its source), as on Suricata."""
+    blacklist rules out is still decoded (the listener is its source), as on Suricata,
+    whether or not the option saw the question first (Snort's direction, in the rules,
+    decides which side is the listener's)."""
     opt = Option("control")
     ask = ETH + ipv4(17, udp(CONTROL, sp=1000, dp=LISTENER))
     reply = ETH + ipv4(
@@ -195,8 +204,26 @@ def test_a_reply_is_judged_on_the_listener_port():
     assert P.is_blacklisted(1000)
     assert opt.packet(ask, len(ask) - len(CONTROL))
     assert opt.packet(reply, len(reply) - len(CONTROL))
-    # seen first, the reply's sender would be the client, and its destination port ruled out
-    assert not Option("control").packet(reply, len(reply) - len(CONTROL))
+    assert Option("control").packet(reply, len(reply) - len(CONTROL))
+
+
+def test_counts_are_the_packets_and_a_flow_without_messages_is_left_alone():
+    """A valid message matches its packet only; a flow whose first two datagrams were not
+    messages is skipped from then on, in both directions, and other flows are not."""
+    opt = Option("any")
+    noise = CONTROL[:-1] + bytes([CONTROL[-1] ^ 1])  # the checksum no longer holds
+    first = ETH + ipv4(17, udp(CONTROL))
+    at = len(first) - len(CONTROL)
+    assert opt.packet(first, at)
+    assert not opt.packet(ETH + ipv4(17, udp(noise)), at)
+    assert opt.packet(first, at), "a flow that carried a message is never skipped"
+    other = (192, 0, 2, 7)
+    bad = ETH + ipv4(17, udp(noise), src=other)
+    assert not opt.packet(bad, at) and not opt.packet(bad, at)
+    assert not opt.packet(ETH + ipv4(17, udp(CONTROL), src=other), at), "skipped"
+    back = ETH + ipv4(17, udp(CONTROL, sp=LISTENER, dp=CLIENT), src=(192, 0, 2, 2), dst=other)
+    assert not opt.packet(back, at), "the reply direction too"
+    assert opt.packet(ETH + ipv4(17, udp(CONTROL), src=(192, 0, 2, 8)), at)
 
 
 def test_random_bytes_in_front_of_any_payload_never_error():

@@ -5,7 +5,14 @@ and a standalone configuration (snort.lua) the tests run with.
 Snort's rules keep the Suricata rules' sids, msg, classtype and metadata; their revs
 follow their own text, in a rev lock of their own (generator.targets.lock, target
 "snort3"). A signature whose count needs the packet's time (the scan count, on the port
-generator's week) is left out: the option cannot see it."""
+generator's week) is left out: the option cannot see it.
+
+Each signature rule is two Snort rules (spec.sides), as on Suricata:
+one for packets to the server on a port Conficker may listen on (gid 1), one for packets
+from the server's such port (gid pack.reply_gid), both with the signature's sid. Snort keeps one
+rule per gid:sid, and a rule cannot tie its flow direction to which of its ports the
+listener's is (`<>` takes either port in either direction: nearly every packet of a
+client on an ephemeral port)."""
 
 from __future__ import annotations
 
@@ -45,42 +52,69 @@ def action(rule: Rule, opts: Options) -> str:
     return rule.action
 
 
-def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> str:
+def port_var(spec: Spec) -> str:
+    """The port variable of the ports Conficker may listen on (the snippet defines it)."""
+    return f"{spec.pack.flowint_prefix.upper()}_PORTS"
+
+
+def bleedover(spec: Spec) -> int:
+    """The least search_engine.bleedover_port_limit under which Snort files the rules by
+    port: with as many ports as the limit or more, a rule goes to the group of rules every
+    packet is tried on, and its header is checked only after its options (the Lua call)."""
+    return sum(b - a + 1 for a, b in spec.protocol.listener_ports()) + 1
+
+
+def _header(spec: Spec, rule: Rule, opts: Options, direction: str) -> str:
+    """Only packets whose listener end is on a port the blacklist allows reach the option."""
+    ports = f"${port_var(spec)}"
+    if direction == "to_server":
+        return f"{rule.transport} {opts.src_net} any -> {opts.dst_net} {ports}"
+    return f"{rule.transport} {opts.src_net} {ports} -> {opts.dst_net} any"
+
+
+def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options, direction: str) -> str:
     """UDP: datagrams that can hold a message, every rule's decoded by the one option
     node they share (kind 'any'), then told apart by the kind option, which reads the
     flags alone. TCP: the packets off the wire, SYNs too (their sequence numbers start
     each direction), not Snort's reassembled PDUs: the option follows each direction by
     sequence number as on Suricata, one Lua state per kind. Detected on TCP reports once
-    per session (a flowbit), unless it blocks the session (block_tcp)."""
+    per session (a flowbit), unless it blocks the session (block_tcp). The flow direction
+    comes first: most packets on a listed port are on a client's, and fail it."""
     snort = spec.snort3
     if rule.transport == "udp":
         kind = "" if sig.matches == "any" else f"{snort.kind_option}:kind='{sig.matches}'; "
-        return f"dsize:>={spec.protocol.min_message}; {snort.option}:kind='any'; {kind}"
+        return (
+            f"flow:{direction}; dsize:>={spec.protocol.min_message}; "
+            f"{snort.option}:kind='any'; {kind}"
+        )
     option = f"{snort.option}:kind='{sig.matches}'; "
+    flow = f"flow:{direction},no_stream; "
     if rule.report == "once_per_flow" and action(rule, opts) == "alert":
         bit = session_bit(spec, sig)
-        return f"flow:no_stream; flowbits:isnotset,{bit}; {option}flowbits:set,{bit}; "
-    return f"flow:no_stream; {option}"
+        return f"{flow}flowbits:isnotset,{bit}; {option}flowbits:set,{bit}; "
+    return f"{flow}{option}"
 
 
 def _event_filters(spec: Spec, opts: Options) -> list[dict[str, object]]:
-    """Snort 3's stand-in for the rules' threshold: once per source per report_interval.
-    Its windows are fixed (0, interval, 2 x interval from the first event), where
-    Suricata's limit opens a window at each report."""
+    """Snort 3's stand-in for the rules' threshold: once per source per report_interval,
+    for each of a signature's two rules. Its windows are fixed (0, interval, 2 x interval
+    from the first event), where Suricata's limit opens a window at each report."""
     return [
         {
+            "gid": side.gid,
             "sid": rule_sid(opts, r),
             "seconds": opts.report_interval,
-            "name": f"{s.name}/{r.transport}",
+            "name": f"{s.name}/{r.transport} {side.direction}",
         }
         for s, r in snort3_rules(spec)
         if r.report == "once_per_source"
+        for side in spec.sides(r)
     ]
 
 
 def default_rules(spec: Spec) -> dict[int, tuple[str, str]]:
-    """sid -> (lock name, rule text) of the Snort rules rendered with the spec's defaults:
-    what the Snort rev lock hashes."""
+    """sid -> (lock name, text of the sid's rules) of the Snort rules rendered with the
+    spec's defaults: what the Snort rev lock hashes (both rules of a sid carry its rev)."""
     opts = spec.defaults
     text = render_snort3(spec, opts, {})[f"{FOLDER}/{spec.snort3.rules_file}"]
     lines = rule_lines(text)
@@ -110,8 +144,11 @@ def render_snort3(
         **common,
         rules=snort3_rules(spec),
         left_out=left_out(spec),
+        sides=spec.sides,
+        port_var=port_var(spec),
         action=lambda r: action(r, opts),
-        keywords=lambda s, r: _keywords(spec, s, r, opts),
+        header=lambda r, direction: _header(spec, r, opts, direction),
+        keywords=lambda s, r, direction: _keywords(spec, s, r, opts, direction),
         sid=lambda r: rule_sid(opts, r),
         rev=lambda r: revs.get(r.sid_offset, 0),
         metadata=lambda s: metadata(spec, s),
@@ -131,7 +168,13 @@ def render_snort3(
         **common, p=spec.protocol, engine=spec.snort3
     )
     snippet = _env.get_template("snippet.lua.j2").render(
-        **common, filters=_event_filters(spec, opts)
+        **common,
+        filters=_event_filters(spec, opts),
+        port_var=port_var(spec),
+        ports=" ".join(
+            f"{a}:{b}" if a != b else str(a) for a, b in spec.protocol.listener_ports()
+        ),
+        bleedover=bleedover(spec),
     )
     config = _env.get_template("snort.lua.j2").render(**common, snippet=SNIPPET)
     files = {
