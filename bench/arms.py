@@ -20,6 +20,9 @@ Snort 3 (the pack's snort3/ files, rendered from the spec):
   none          the pack's snort.lua and option scripts, an empty rules file
   bare-lua      the pack's rules, each option script one whose eval returns false at once
   pack          the pack's files as rendered
+  bundled       Snort's own snort.lua (<prefix>/etc/snort: its inspectors and rules), no pack
+  bundled+pack  Snort's own snort.lua with the pack's snippet included, and the pack's rules:
+                what a user who adds the pack to a stock Snort pays
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import ENGINES, ROOT, Engine
+from bench.harness import ENGINES, ROOT, SNORT3, Engine
 from generator import spec as spec_mod
 from generator.targets.snort3 import render_snort3
+from generator.targets.snort3.render import SNIPPET
 
 Version = tuple[int, int, int]
 LUA_KEYWORD = re.compile(r"\blua:\s*([^;]+);")
@@ -42,7 +46,7 @@ REQUIRES = re.compile(r"\brequires:\s*([^;]+);")
 SID = re.compile(r"\bsid:\s*(\d+)\s*;")
 SURICATA_ARMS = ("none", "bare-lua", "decoder", "signatures", "signatures+bare-lua", "pack",
                  "bundled", "bundled+pack")
-SNORT_ARMS = ("none", "bare-lua", "pack")
+SNORT_ARMS = ("none", "bare-lua", "pack", "bundled", "bundled+pack")
 BARE_SID = 9399900
 BARE_LUA_NAME = "cfp2p-bench-bare.lua"
 BARE_LUA = """\
@@ -213,6 +217,15 @@ class SnortPack:
 
 
 def snort_ruleset(name: str, pack: SnortPack) -> Ruleset:
+    if name.startswith("bundled"):
+        stock = SNORT3.resolve().parent.parent / "etc" / "snort" / "snort.lua"
+        if not stock.exists():
+            raise SystemExit(f"arm {name}: no Snort configuration at {stock}")
+        if name == "bundled":
+            return Ruleset(name, {"snort.lua": f"include '{stock}'\n", SNORT_EMPTY: ""},
+                           SNORT_EMPTY)
+        config = f"include '{stock}'\ninclude '{SNIPPET}'\n"  # relative: beside snort.lua
+        return Ruleset(name, {**pack.files, "snort.lua": config}, pack.rules_name)
     if name == "bare-lua":  # the pack's rules; each option script's eval returns at once
         files = dict(pack.files)
         for script in [n for n, t in files.items() if SNORT_PLUGIN.search(t)]:

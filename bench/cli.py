@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for inp, info in infos.items():
                 main = ["none", "none-b", "pack"]
-                if e != "snort3" and inp in BUNDLED_INPUTS:
+                if inp in BUNDLED_INPUTS:
                     main += ["bundled", "bundled+pack"]
                 try:
                     res.runs[(e, inp)] = timing.measure(stage, Path(info.path), main,

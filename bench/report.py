@@ -19,9 +19,11 @@ ARM_TEXT = {
     "signatures": "the signature rules alone (they read the script's verdict; here never set)",
     "signatures+bare-lua": "the signature rules and the bare-lua rules",
     "pack": "the whole pack",
-    "bundled": "the engine's bundled rules (/etc/suricata/rules/*.rules, less the protocols "
-               "the default suricata.yaml does not detect)",
-    "bundled+pack": "the bundled rules and the pack in one file",
+    "bundled": "the engine's bundled rules (Suricata: /etc/suricata/rules/*.rules, less the "
+               "protocols the default suricata.yaml does not detect; Snort 3: its own snort.lua, "
+               "inspectors and rules)",
+    "bundled+pack": "the bundled rules and the pack (Snort 3: its own snort.lua with the "
+                    "pack's snippet included)",
 }
 
 

@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # `bench` is the repository's, not this folder
 
 from bench import arms, budgets, count, inputs, worstcase  # noqa: E402
-from bench.harness import ENGINES  # noqa: E402
+from bench.harness import ENGINES, SNORT3  # noqa: E402
 from bench.report import Results  # noqa: E402
 from bench.timing import Runs  # noqa: E402
 from bench.worstcase import Worst  # noqa: E402
 from generator import codec as protocol  # noqa: E402
+from generator.targets.snort3.render import SNIPPET  # noqa: E402
 
 V7, V8 = (7, 0, 10), (8, 0, 8)
 
@@ -250,7 +251,15 @@ def test_snort_ruleset_for_every_arm():
             assert lua.globals().init() is True and lua.globals().eval() is False
         else:
             assert text == sp.files[name], name
-    with pytest.raises(SystemExit, match="Snort 3 has none, bare-lua, pack"):
+    # Snort's own snort.lua: alone, and with the pack's snippet (beside it) and rules
+    stock = f"include '{SNORT3.resolve().parent.parent / 'etc' / 'snort' / 'snort.lua'}'\n"
+    bundled = arms.snort_ruleset("bundled", sp)
+    assert bundled.files == {"snort.lua": stock, arms.SNORT_EMPTY: ""}
+    assert bundled.rules == arms.SNORT_EMPTY
+    both = arms.snort_ruleset("bundled+pack", sp)
+    assert both.rules == sp.rules_name and SNIPPET in sp.files
+    assert both.files == {**sp.files, "snort.lua": f"{stock}include '{SNIPPET}'\n"}
+    with pytest.raises(SystemExit, match="Snort 3 has none, bare-lua, pack, bundled"):
         arms.snort_ruleset("decoder", sp)
 
 
