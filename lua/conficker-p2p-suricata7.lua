@@ -127,6 +127,18 @@ local function lcg(v)
   return w, (hi - hl) / 65536 + (t - w) / 4294967296
 end
 
+-- Ten steps of the port generator from state v: step i's high bits, shifted right by i,
+-- XORed into a (even i) or b (odd i). Returns a, b and the state after them.
+local function port_round(a, b, v)
+  for i = 0, 9 do
+    local hi
+    v, hi = lcg(v)
+    local x = band(shr(hi, i), 0xFFFF)
+    if i % 2 == 0 then a = bxor32(a, x) else b = bxor32(b, x) end
+  end
+  return a, b, v
+end
+
 -- Cipher and checksum state of a frame: klo, khi, the key as the cipher has turned it
 -- so far; g, the checksum of the bytes hashed so far started from 0 (the real start
 -- value, the number of bytes hashed, is folded in by digest(): the hash is linear).
@@ -194,12 +206,7 @@ end
 local function port_pair(v)
   local a, b = 0, 0
   repeat
-    for i = 0, 9 do
-      local hi
-      v, hi = lcg(v)
-      local x = band(shr(hi, i), 0xFFFF)
-      if i % 2 == 0 then a = bxor32(a, x) else b = bxor32(b, x) end
-    end
+    a, b, v = port_round(a, b, v)
   until a ~= b and not blacklisted(a) and not blacklisted(b)
   return a, b, v
 end

@@ -112,11 +112,18 @@ local function blacklisted(port)
   return (BLACKLIST[(port >> 10) + 1] >> ((port >> 5) & 31)) & 1 == 1
 end
 
--- One step of the port generator's state: v = MULTIPLIER * v + 1 (v a u32; the
--- product stays below 2^57). Returns the low and the high 32 bits.
-local function lcg(v)
-  local w = MULTIPLIER * v + 1
-  return w & 0xFFFFFFFF, w >> 32
+-- Ten steps of the port generator from state v: step i's high bits, shifted right by i,
+-- XORed into a (even i) or b (odd i). Returns a, b and the state after them. Unrolled by
+-- pairs, with native 64-bit integers.
+local function port_round(a, b, v)
+  for i = 32, 40, 2 do
+    local w = MULTIPLIER * v + 1
+    a = a ~ ((w >> i) & 0xFFFF)
+    w = MULTIPLIER * (w & 0xFFFFFFFF) + 1
+    b = b ~ ((w >> (i + 1)) & 0xFFFF)
+    v = w & 0xFFFFFFFF
+  end
+  return a, b, v
 end
 
 local function rotl32(x, r)
@@ -245,12 +252,7 @@ end
 local function port_pair(v)
   local a, b = 0, 0
   repeat
-    for i = 0, 9 do
-      local hi
-      v, hi = lcg(v)
-      local x = band(shr(hi, i), 0xFFFF)
-      if i % 2 == 0 then a = bxor32(a, x) else b = bxor32(b, x) end
-    end
+    a, b, v = port_round(a, b, v)
   until a ~= b and not blacklisted(a) and not blacklisted(b)
   return a, b, v
 end

@@ -105,18 +105,6 @@ local function blacklisted(port)
   return band(rshift(BLACKLIST[rshift(port, 10) + 1], band(rshift(port, 5), 31)), 1) == 1
 end
 
--- One step of the port generator's state: v = MULTIPLIER * v + 1 (v a u32), from
--- 16-bit halves so that every intermediate value stays exact in a double. Returns
--- the low and the high 32 bits.
-local function lcg(v)
-  local vl = v % 65536
-  local lo = vl * MULTIPLIER + 1
-  local hi = (v - vl) / 65536 * MULTIPLIER
-  local hl = hi % 65536
-  local t = hl * 65536 + lo
-  local w = t % 4294967296
-  return w, (hi - hl) / 65536 + (t - w) / 4294967296
-end
 
 -- Cipher and checksum state of a frame: klo, khi, the key as the cipher has turned it
 -- so far; g, the checksum of the bytes hashed so far started from 0 (the real start
