@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -129,7 +130,7 @@ def last_stats(eve: Path) -> dict:
     if eve.exists():
         with open(eve, "rb") as f:
             for line in f:
-                if b'"event_type":"stats"' in line:
+                if b'"event_type":"stats"' in line and line.endswith(b"\n"):
                     stats = json.loads(line)["stats"]
     return stats
 
@@ -184,7 +185,16 @@ def _total(out: Path, keep: Path | None) -> int:
 
 
 def _stats_records(eve: Path) -> int:
-    return eve.read_bytes().count(b'"event_type":"stats"') if eve.exists() else 0
+    """Stats records written whole (up to the file's last newline)."""
+    if not eve.exists():
+        return 0
+    data = eve.read_bytes()
+    return data[: data.rfind(b"\n") + 1].count(b'"event_type":"stats"')
+
+
+def _no_core() -> None:
+    """No vgcore file of the SIGQUIT that ends a count (valgrind honours RLIMIT_CORE)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _run_to_end_of_pcap(cmd: list[str], env: dict[str, str], logs: Path,
@@ -197,7 +207,8 @@ def _run_to_end_of_pcap(cmd: list[str], env: dict[str, str], logs: Path,
     and none of it is on the packet path (measured: the same count either way)."""
     suricata_log, eve = logs / "suricata.log", logs / "eve.json"
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=_no_core)
         deadline, stats_at_end = time.monotonic() + timeout, None
         while proc.poll() is None:
             if time.monotonic() > deadline:
