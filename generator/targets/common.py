@@ -74,6 +74,19 @@ def session_bit(spec: Spec, sig: Signature) -> str:
     return f"{spec.pack.flowint_prefix}.{sig.name}"
 
 
+def port_ranges(ranges: list[tuple[int, int]], sep: str) -> str:
+    """Port ranges as rule headers and port variables write them (`a:b`, or `a` alone)."""
+    return sep.join(f"{a}:{b}" if a != b else str(a) for a, b in ranges)
+
+
+def listener_header(direction: str, src_net: str, dst_net: str, ports: str) -> str:
+    """A rule header's addresses and ports that file the rule by the listener's port: the
+    destination of packets to the server, the source of packets from it (both engines)."""
+    if direction == "to_server":
+        return f"{src_net} any -> {dst_net} {ports}"
+    return f"{src_net} {ports} -> {dst_net} any"
+
+
 def metadata(spec: Spec, sig: Signature) -> str:
     """A signature's metadata keyword value (Emerging Threats keys), on every engine."""
     items = dict(spec.metadata)

@@ -171,10 +171,15 @@ def _rule_facts(
             _action(r, opts),
             _reporting(r, opts),
             r,
-            ",".join(f"{side.gid}:{rule_sid(opts, r)}" for side in spec.sides(r)),
+            _ids(spec, opts, r),
         )
         for r in sig.rules
     ]
+
+
+def _ids(spec: Spec, opts: Options, rule: Rule) -> str:
+    """gid:sid of each rule a signature rule renders, as suricata-update's files take them."""
+    return ",".join(f"{side.gid}:{rule_sid(opts, rule)}" for side in spec.sides(rule))
 
 
 def _decoder_label(d: DecoderRule) -> str:
@@ -199,7 +204,7 @@ def tuning_files(spec: Spec, opts: Options) -> dict[str, str]:
         scan=scan,
         limited=limited,
         sid=lambda r: rule_sid(opts, r),
-        ids=lambda r: ",".join(f"{side.gid}:{rule_sid(opts, r)}" for side in spec.sides(r)),
+        ids=lambda r: _ids(spec, opts, r),
         new_interval=EXAMPLE_REPORT_INTERVAL,
         decoder_sids=sorted(rule_sid(opts, d) for d in spec.decoder.rules),
     )

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from ...spec import Options, Rule, Signature, Spec, rule_sid
 from .. import lock
-from ..common import banner, metadata, options_line, rule_lines, session_bit
+from ..common import (
+    banner,
+    listener_header,
+    metadata,
+    options_line,
+    port_ranges,
+    rule_lines,
+    session_bit,
+)
 from ..luadecoder import decoder_environment, render_decoder
 
 _env = decoder_environment(Path(__file__).resolve().parent / "templates")
@@ -67,9 +75,7 @@ def bleedover(spec: Spec) -> int:
 def _header(spec: Spec, rule: Rule, opts: Options, direction: str) -> str:
     """Only packets whose listener end is on a port the blacklist allows reach the option."""
     ports = f"${port_var(spec)}"
-    if direction == "to_server":
-        return f"{rule.transport} {opts.src_net} any -> {opts.dst_net} {ports}"
-    return f"{rule.transport} {opts.src_net} {ports} -> {opts.dst_net} any"
+    return f"{rule.transport} {listener_header(direction, opts.src_net, opts.dst_net, ports)}"
 
 
 def _keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options, direction: str) -> str:
@@ -171,9 +177,7 @@ def render_snort3(
         **common,
         filters=_event_filters(spec, opts),
         port_var=port_var(spec),
-        ports=" ".join(
-            f"{a}:{b}" if a != b else str(a) for a, b in spec.protocol.listener_ports()
-        ),
+        ports=port_ranges(spec.protocol.listener_ports(), " "),
         bleedover=bleedover(spec),
     )
     config = _env.get_template("snort.lua.j2").render(**common, snippet=SNIPPET)

@@ -13,8 +13,10 @@ from ..common import (
     Names,
     banner,
     environment,
+    listener_header,
     metadata,
     options_line,
+    port_ranges,
     rule_lines,
     session_bit,
 )
@@ -55,7 +57,7 @@ MAX_PORT_LIST = 1000
 
 
 def _port_list(ranges: list[tuple[int, int]]) -> str:
-    return "[" + ",".join(f"{a}:{b}" if a != b else str(a) for a, b in ranges) + "]"
+    return f"[{port_ranges(ranges, ',')}]"
 
 
 def _ports(spec: Spec) -> str:
@@ -88,14 +90,6 @@ def _report_keywords(spec: Spec, sig: Signature, rule: Rule, opts: Options) -> s
 
 def action(rule: Rule, opts: Options) -> str:
     return "drop" if rule.blocks_session(opts) else rule.action
-
-
-def _header(direction: str, opts: Options, ports: str) -> str:
-    """Only packets whose listener end is on a port the blacklist allows reach Lua and the
-    signatures."""
-    if direction == "to_server":
-        return f"{opts.src_net} any -> {opts.dst_net} {ports}"
-    return f"{opts.src_net} {ports} -> {opts.dst_net} any"
 
 
 def rule_name(rule: Rule | DecoderRule, spec: Spec) -> str:
@@ -138,7 +132,8 @@ def render_rules(spec: Spec, opts: Options, revs: Mapping[int, int] | None = Non
         spec=spec,
         o=opts,
         names=names,
-        header=lambda direction: _header(direction, opts, ports),
+        # only packets whose listener end is on a port the blacklist allows reach Lua
+        header=lambda direction: listener_header(direction, opts.src_net, opts.dst_net, ports),
         sides=spec.sides,
         decoder_keywords=lambda d: _decoder_keywords(spec, d, names),
         keywords=lambda s, r, side: _keywords(spec, r, opts, names, s.matches, side.direction),
