@@ -146,16 +146,17 @@ def _valgrind(out: str, toggles: tuple[str, ...]) -> list[str]:
 @contextlib.contextmanager
 def proc_mounted(root: Path):  # noqa: ANN201 - a context manager
     """/proc mounted in the chroot while counts run there (valgrind reads /proc/self); the
-    last user unmounts it. A shared lock marks each user."""
+    last user unmounts it. Each user holds a shared lock, taken exclusively only to mount,
+    so counts run side by side (an exclusive request waiting on a shared holder had
+    serialized them)."""
     lock = open(root / "tmp" / ".cfp2p-bench-proc.lock", "a")  # noqa: SIM115
     try:
-        while True:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        while not os.path.ismount(root / "proc"):
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not os.path.ismount(root / "proc"):
                 subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
             fcntl.flock(lock, fcntl.LOCK_SH)
-            if os.path.ismount(root / "proc"):
-                break
         yield
     finally:
         try:
